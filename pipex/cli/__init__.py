@@ -1,0 +1,62 @@
+"""The typer app: flags -> API call -> render. Errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from pipex import __version__
+from pipex.errors import PipexError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="pipex",
+    help="A make-like build tool whose steps run in Docker containers.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pipex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """pipex: build targets whose steps run in containers; results live in a content-addressed store."""
+
+
+def _register_commands() -> None:
+    # Each command module owns one group of commands and registers them on `app`.
+    from pipex.cli import spec_cmds  # noqa: F401
+
+
+def report_error(error: PipexError) -> None:
+    """Print a user error as one line per problem on stderr, prefixed by ``pipex:``."""
+    for line in str(error).splitlines() or [type(error).__name__]:
+        typer.echo(f"pipex: {line}", err=True)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning PipexError into its exit code."""
+    _register_commands()
+    try:
+        app(standalone_mode=True)
+    except PipexError as error:
+        if os.environ.get("PIPEX_DEBUG"):
+            raise
+        report_error(error)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("pipex: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,106 @@
+"""The PipexError tree: every error a user can cause, each with its exit code."""
+
+from __future__ import annotations
+
+__all__ = [
+    "PipexError",
+    "SpecError",
+    "SpecErrors",
+    "UsageError",
+    "StoreError",
+    "StoreCorruptError",
+    "LockBusyError",
+    "DockerUnavailableError",
+    "ImageError",
+    "StepFailedError",
+    "InterruptedBuild",
+]
+
+
+class PipexError(Exception):
+    """Raised for any error pipex reports to a user as one line (no traceback)."""
+
+    exit_code: int = 2
+
+
+class UsageError(PipexError):
+    """Raised when a command-line value is invalid (unknown target, bad -j...)."""
+
+
+class SpecError(PipexError):
+    """Raised when a pipeline or config file is invalid at one place.
+
+    ``file``, ``line``, ``column`` locate the problem where known; ``path`` is the
+    JSON path inside the document (``steps[2].inputs[0].step``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """Return ``FILE:LINE:COL: PATH: MESSAGE`` with the parts that are known."""
+        where = ""
+        if self.file:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            where += ": "
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}{path}{self.message}"
+
+
+class SpecErrors(PipexError):
+    """Raised when a file has several problems; each is reported on its own line."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(e.render() for e in errors))
+
+
+class StoreError(PipexError):
+    """Raised when the store cannot be read or written (permissions, full disk...)."""
+
+
+class StoreCorruptError(StoreError):
+    """Raised when an object, tree or run in the store is damaged or missing."""
+
+
+class LockBusyError(PipexError):
+    """Raised when a lock another live process holds is required and waiting is not allowed."""
+
+
+class DockerUnavailableError(PipexError):
+    """Raised when no Docker daemon answers at the configured address."""
+
+
+class ImageError(PipexError):
+    """Raised when a step's image is neither local nor pullable."""
+
+    exit_code = 1
+
+
+class StepFailedError(PipexError):
+    """Raised when a build ends with at least one failed step."""
+
+    exit_code = 1
+
+
+class InterruptedBuild(PipexError):
+    """Raised when a build is stopped by SIGINT or SIGTERM."""
+
+    exit_code = 130
