@@ -38,7 +38,10 @@ def _root(
 
 def _register_commands() -> None:
     # Each command module owns one group of commands and registers them on `app`.
-    from pipex.cli import spec_cmds  # noqa: F401
+    import importlib
+
+    for module in ("spec_cmds", "plan_cmds", "build_cmds", "store_cmds"):
+        importlib.import_module(f"pipex.cli.{module}")
 
 
 def report_error(error: PipexError) -> None:

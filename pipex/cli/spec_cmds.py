@@ -1,0 +1,5 @@
+"""CLI commands: validate, schema."""
+
+from __future__ import annotations
+
+from pipex.cli import app  # noqa: F401
