@@ -50,11 +50,44 @@ def report_error(error: PipexError) -> None:
         typer.echo(f"pipex: {line}", err=True)
 
 
+# Options whose value is optional: alone they mean "all" (click needs a value).
+# `run` keeps the original pipex's boolean -f/--force (a step list needs `=`), so
+# `pipex run -f pipeline.yaml` still means "force, this pipeline".
+_OPTIONAL_VALUE_OPTIONS = {"build": ("--force",), "plan": ("--force",), "run": ("-f", "--force")}
+_FLAG_ONLY = {"run"}
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """Give a bare ``--force`` the value ``*`` (all steps) unless a step list follows it.
+
+    ``--force a,b`` and ``--force=a,b`` name steps; ``--force`` followed by
+    nothing or by another option forces every step.
+    """
+    if not argv or argv[0] not in _OPTIONAL_VALUE_OPTIONS:
+        return argv
+    names = _OPTIONAL_VALUE_OPTIONS[argv[0]]
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in names:
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            if following is None or following.startswith("-") or argv[0] in _FLAG_ONLY:
+                out.append(f"{arg}=*")
+            else:
+                out.extend((arg, following))
+                index += 1
+        else:
+            out.append(arg)
+        index += 1
+    return out
+
+
 def main() -> None:
     """Console entry point: run the app, turning PipexError into its exit code."""
     _register_commands()
     try:
-        app(standalone_mode=True)
+        app(args=normalise_argv(sys.argv[1:]), prog_name="pipex", standalone_mode=True)
     except PipexError as error:
         if os.environ.get("PIPEX_DEBUG"):
             raise

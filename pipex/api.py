@@ -1,0 +1,269 @@
+"""The Python API behind the CLI: load, plan, build, gc. Tests and other programs call it too."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipex.errors import LockBusyError, UsageError
+from pipex.report import Event, EventKind, EventSink
+
+__all__ = ["Project", "load", "open_store", "plan", "build", "gc", "condition_env"]
+
+_WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded pipeline with its project config."""
+
+    pipeline: Any  # pipex.spec.model.Pipeline
+    config: Any  # pipex.config.Config
+
+
+def load(path: Path | str | None = None, *, env_files: Sequence[Path | str] = ()) -> Project:
+    """Load and validate the pipeline at ``path`` (file or directory, default cwd) and its ``.pipex.yml``."""
+    from pipex.config import load_config
+    from pipex.spec.load import find_pipeline_file, load_pipeline
+
+    file = find_pipeline_file(Path(path) if path is not None else None)
+    config = load_config(file.parent)
+    pipeline = load_pipeline(file, env_files=tuple(Path(f) for f in env_files), config=config)
+    return Project(pipeline, config)
+
+
+def open_store(explicit: Path | str | None = None, config: Any = None) -> Any:
+    """Open the store: ``explicit`` > ``PIPEX_STORE`` > ``.pipex.yml store`` > the user cache dir."""
+    from pipex.store import Store, default_root
+
+    if explicit is None and not os.environ.get("PIPEX_STORE") and config is not None and config.store:
+        explicit = config.store
+    return Store.open(default_root(Path(explicit) if explicit is not None else None))
+
+
+def condition_env(env_files: Sequence[Path | str] = ()) -> dict[str, str]:
+    """What ``if:`` conditions see: the host environment overlaid with ``--env-file`` values."""
+    from pipex.spec.envfile import parse_env_file
+
+    env = dict(os.environ)
+    for file in env_files:
+        env.update(parse_env_file(Path(file)))
+    return env
+
+
+def _workspace(project: Project, explicit: str | None) -> str:
+    name = explicit or project.config.workspace or project.pipeline.id
+    if not _WORKSPACE_RE.match(name) or name in (".", ".."):
+        msg = f"invalid workspace name {name!r}: use letters, digits, '_', '-' and '.', not starting with '.'"
+        raise UsageError(msg)
+    return name
+
+
+def _check_workspace_root(store: Any, workspace: str, project: Project, explicit: bool) -> None:
+    recorded = store.workspace_project_root(workspace)
+    root = project.pipeline.root.resolve()
+    if recorded is not None and Path(recorded) != root and not explicit:
+        msg = (
+            f"workspace '{workspace}' belongs to the project at {recorded}, not {root}; "
+            f"pass --workspace {workspace} to adopt it, or another name to keep both"
+        )
+        raise UsageError(msg)
+
+
+def _force(force: bool | str | Sequence[str] | None) -> bool | frozenset[str]:
+    if force is None or force is False:
+        return False
+    if force is True:
+        return True
+    items = force.split(",") if isinstance(force, str) else list(force)
+    ids = frozenset(i.strip() for i in items if i.strip())
+    return ids or True
+
+
+def _check_force_ids(project: Project, force: bool | frozenset[str]) -> None:
+    if isinstance(force, frozenset):
+        unknown = sorted(force - set(project.pipeline.step_ids))
+        if unknown:
+            msg = f"--force names unknown step(s): {', '.join(unknown)}"
+            raise UsageError(msg)
+
+
+def _executor_factory(config: Any) -> Any:
+    def make() -> Any:
+        from pipex.executor.docker import DockerExecutor
+        from pipex.executor.network import detect_network_config
+
+        ca_bundle = getattr(config, "ca_bundle", None)
+        return DockerExecutor(network=detect_network_config(Path(ca_bundle) if ca_bundle else None))
+
+    return make
+
+
+def _image_resolver(refs: list[str]) -> dict[str, str | None]:
+    from pipex.executor.docker import DockerExecutor
+
+    executor = DockerExecutor()
+    try:
+        return executor.resolve_images(refs)
+    finally:
+        executor.close()
+
+
+def plan(
+    path: Path | str | None = None,
+    *,
+    targets: Sequence[str] = (),
+    workspace: str | None = None,
+    force: bool | str | Sequence[str] | None = False,
+    env_files: Sequence[Path | str] = (),
+    store: Path | str | None = None,
+    offline: bool = False,
+    project: Project | None = None,
+) -> Any:
+    """Return the Plan for ``targets``: per step cached / run (with reasons) / pending / skipped."""
+    from pipex.plan import make_plan
+
+    project = project or load(path, env_files=env_files)
+    opened = open_store(store, project.config)
+    forced = _force(force)
+    _check_force_ids(project, forced)
+    return make_plan(
+        project.pipeline,
+        opened,
+        workspace=_workspace(project, workspace),
+        targets=tuple(targets),
+        force=forced,
+        condition_env=condition_env(env_files),
+        image_resolver=None if offline else _image_resolver,
+        offline=offline,
+    )
+
+
+@contextmanager
+def _signals_cancel(cancel: threading.Event, on_cancel: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``cancel`` and stop containers; restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        cancel.set()
+        threading.Thread(target=on_cancel, name="pipex-cancel", daemon=True).start()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def build(
+    path: Path | str | None = None,
+    *,
+    targets: Sequence[str] = (),
+    workspace: str | None = None,
+    force: bool | str | Sequence[str] | None = False,
+    env_files: Sequence[Path | str] = (),
+    store: Path | str | None = None,
+    concurrency: int | None = None,
+    keep_going: bool = False,
+    verbose: bool = False,
+    offline: bool = False,
+    sink: EventSink | None = None,
+    project: Project | None = None,
+    cancel: threading.Event | None = None,
+) -> Any:
+    """Build ``targets`` (default: all leaves) and what they need; return a BuildResult.
+
+    Raises InterruptedBuild (exit 130) on SIGINT/SIGTERM after removing every
+    container it started; finished steps stay recorded.
+    """
+    from pipex.errors import InterruptedBuild
+    from pipex.plan import make_plan
+    from pipex.runner import BuildOptions, Runner
+
+    project = project or load(path, env_files=env_files)
+    pipeline = project.pipeline
+    config = project.config
+    sink = sink or (lambda event: None)
+    jobs = concurrency or config.concurrency or os.cpu_count() or 2
+    if jobs < 1:
+        msg = f"concurrency must be at least 1, not {jobs}"
+        raise UsageError(msg)
+    name = _workspace(project, workspace)
+    forced = _force(force)
+    _check_force_ids(project, forced)
+    opened = open_store(store, config)
+    cancel = cancel or threading.Event()
+    cond_env = condition_env(env_files)
+    from pipex.plan import Planner
+
+    with opened.shared_lock():
+        _check_workspace_root(opened, name, project, explicit=workspace is not None)
+        with _workspace_lock(opened, name, sink):
+            opened.create_workspace(name, pipeline.root.resolve())
+            the_plan = make_plan(
+                pipeline,
+                opened,
+                workspace=name,
+                targets=tuple(targets),
+                force=forced,
+                condition_env=cond_env,
+                image_resolver=None if offline else _image_resolver,
+                offline=offline,
+            )
+            runner = Runner(
+                pipeline,
+                opened,
+                name,
+                the_plan,
+                planner=Planner(pipeline, opened),
+                executor_factory=_executor_factory(config),
+                options=BuildOptions(concurrency=jobs, keep_going=keep_going, force=forced, verbose=verbose, condition_env=cond_env),
+                sink=sink,
+                cancel=cancel,
+            )
+
+            def stop_containers() -> None:
+                if runner.executor_started:
+                    runner.executor.stop_all()
+
+            try:
+                with _signals_cancel(cancel, stop_containers):
+                    result = runner.run()
+            finally:
+                if runner.executor_started:
+                    runner.executor.close()
+    if result.interrupted:
+        raise InterruptedBuild("build interrupted; finished steps are kept")
+    return result
+
+
+@contextmanager
+def _workspace_lock(store: Any, workspace: str, sink: EventSink) -> Iterator[None]:
+    """Serialise builds of one workspace; say so when waiting for another build."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(store.lock(f"workspace-{workspace}", blocking=False))
+        except LockBusyError:
+            message = f"another build of workspace '{workspace}' is running; waiting for it"
+            sink(Event(EventKind.WARNING, data={"message": message}))
+            stack.enter_context(store.lock(f"workspace-{workspace}"))
+        yield
+
+
+def gc(store: Path | str | None = None, *, dry_run: bool = False) -> Any:
+    """Collect what no root references; return the GcReport."""
+    from pipex.store import gc as collect
+
+    return collect(open_store(store), dry_run=dry_run)
+
+

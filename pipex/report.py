@@ -1,0 +1,163 @@
+"""Build events and their renderers: human lines (rich on a TTY) and NDJSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, TextIO
+
+__all__ = ["EventKind", "Event", "EventSink", "JsonRenderer", "ConsoleRenderer", "make_renderer"]
+
+
+class EventKind(str, Enum):
+    """What happened; the NDJSON ``event`` field carries the value."""
+
+    PIPELINE_START = "PIPELINE_START"
+    STEP_STARTING = "STEP_STARTING"
+    STEP_SKIPPED = "STEP_SKIPPED"
+    STEP_CACHED = "STEP_CACHED"
+    STEP_FINISHED = "STEP_FINISHED"
+    STEP_FAILED = "STEP_FAILED"
+    STEP_RETRYING = "STEP_RETRYING"
+    STEP_LOG = "STEP_LOG"
+    WARNING = "WARNING"
+    PIPELINE_FINISHED = "PIPELINE_FINISHED"
+    PIPELINE_FAILED = "PIPELINE_FAILED"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One build event; ``data`` holds the kind-specific fields (camelCase keys)."""
+
+    kind: EventKind
+    step: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        """Return the event as one NDJSON line (no newline)."""
+        doc: dict[str, Any] = {"event": self.kind.value, "time": round(self.time, 3)}
+        if self.step is not None:
+            doc["step"] = self.step
+        doc.update(self.data)
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+EventSink = Callable[[Event], None]
+
+
+class JsonRenderer:
+    """Write every event as one JSON line on ``stream`` (stdout by default)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        line = event.to_json()
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+
+def _duration(ms: float | int | None) -> str:
+    if ms is None:
+        return ""
+    seconds = ms / 1000
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+class ConsoleRenderer:
+    """Human output: one line per finished, cached, skipped or failed step.
+
+    Colours only when the stream is a TTY and ``NO_COLOR`` is unset; step logs
+    are shown (prefixed by the step id) only when ``verbose``.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, verbose: bool = False, quiet: bool = False) -> None:
+        self._stream = stream or sys.stderr
+        self._verbose = verbose
+        self._quiet = quiet
+        self._colour = self._stream.isatty() and not os.environ.get("NO_COLOR")
+        self._lock = threading.Lock()
+
+    def _paint(self, text: str, colour: str) -> str:
+        codes = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "cyan": "36"}
+        return f"\x1b[{codes[colour]}m{text}\x1b[0m" if self._colour else text
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+    def __call__(self, event: Event) -> None:
+        kind, data, step = event.kind, event.data, event.step
+        if kind is EventKind.STEP_LOG:
+            if self._verbose:
+                self._line(f"{self._paint(f'[{step}]', 'cyan')} {data.get('line', '')}")
+            return
+        if kind is EventKind.WARNING:
+            self._line(self._paint(f"warning: {data.get('message', '')}", "yellow"))
+            return
+        if self._quiet and kind not in (EventKind.STEP_FAILED, EventKind.PIPELINE_FAILED):
+            return
+        if kind is EventKind.STEP_STARTING:
+            reason = data.get("reason")
+            self._line(f"{self._paint('start ', 'dim')}  {step}" + (f"  ({reason})" if reason else ""))
+        elif kind is EventKind.STEP_CACHED:
+            self._line(f"{self._paint('cached', 'dim')}  {step}  (run {str(data.get('runId', ''))[:12]})")
+        elif kind is EventKind.STEP_FINISHED:
+            extra = ", ".join(x for x in (_duration(data.get("durationMs")), _size(data.get("bytes"))) if x)
+            self._line(f"{self._paint('done  ', 'green')}  {step}  ({extra})")
+        elif kind is EventKind.STEP_SKIPPED:
+            self._line(f"{self._paint('skip  ', 'yellow')}  {step}  ({data.get('reason', '')})")
+        elif kind is EventKind.STEP_RETRYING:
+            self._line(
+                f"{self._paint('retry ', 'yellow')}  {step}  (attempt {data.get('attempt')} "
+                f"failed: {data.get('reason', '')}; next in {_duration(data.get('delayMs'))})"
+            )
+        elif kind is EventKind.STEP_FAILED:
+            allowed = " (allowed to fail)" if data.get("allowFailure") else ""
+            self._line(f"{self._paint('FAILED', 'red')}  {step}  {data.get('reason', '')}{allowed}")
+            if data.get("logTail"):
+                for line in data["logTail"]:
+                    self._line(f"        {self._paint('|', 'dim')} {line}")
+        elif kind is EventKind.PIPELINE_FINISHED:
+            self._line(
+                self._paint(
+                    f"ok: {data.get('ran', 0)} ran, {data.get('cached', 0)} cached, "
+                    f"{data.get('skipped', 0)} skipped in {_duration(data.get('durationMs'))}",
+                    "green",
+                )
+            )
+        elif kind is EventKind.PIPELINE_FAILED:
+            self._line(
+                self._paint(
+                    f"failed: {data.get('failed', 0)} failed, {data.get('ran', 0)} ran, "
+                    f"{data.get('cached', 0)} cached, {data.get('skipped', 0)} skipped",
+                    "red",
+                )
+            )
+
+
+def make_renderer(*, json_output: bool, verbose: bool = False, quiet: bool = False) -> EventSink:
+    """Return the renderer the CLI flags ask for."""
+    if json_output:
+        return JsonRenderer()
+    return ConsoleRenderer(verbose=verbose, quiet=quiet)
