@@ -14,6 +14,7 @@ __all__ = [
     "ImageError",
     "StepFailedError",
     "InterruptedBuild",
+    "ContainerError",
 ]
 
 
@@ -104,3 +105,9 @@ class InterruptedBuild(PipexError):
     """Raised when a build is stopped by SIGINT or SIGTERM."""
 
     exit_code = 130
+
+
+class ContainerError(PipexError):
+    """Raised when the engine refuses to create, start or manage a step's container."""
+
+    exit_code = 1

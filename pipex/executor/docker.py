@@ -1,0 +1,782 @@
+"""Runs one step in one container through docker-py: the only module in pipex that imports docker.
+
+Design (measured with ``bench/step_overhead_baseline``; figures in the module's
+tests and the closing note of issue 5):
+
+* Low-level ``docker.APIClient`` only: the high-level ``containers.create``
+  adds an inspect per call, and per-step API calls are the overhead budget.
+  ``docker`` is imported on first connection, so ``import pipex.executor``
+  (and an all-cached build) never loads it.
+* Two ways to run a step, chosen per invocation:
+
+  - *direct*: ``cmd`` is the container's main process (create, [put_archive],
+    attach, start, wait, remove: the bare docker cycle plus one attach). Used
+    when there is no setup phase and no ownership fix is needed.
+  - *keeper*: the main process is an idle ``sh`` loop; setup and ``cmd`` run
+    via exec, so the network can be disconnected between them and, after
+    ``cmd`` (or on timeout/cancel, after killing it), a root exec can
+    ``chown -R`` the output and caches to the caller. Needs ``sh`` in the image.
+
+* Ownership (NOTE): containers run as root unless the step sets ``user``, so
+  files they write into the bind-mounted output belong to root. When pipex
+  itself runs as root nothing is needed. Otherwise the keeper mode is used and
+  the output path and rw caches are chowned to ``Invocation.owner`` (default:
+  this process's uid/gid) before the container is removed; running steps as
+  the caller's uid instead would break steps that install packages as root.
+* ``cmd`` is the full argv in both modes: the image's ENTRYPOINT is replaced
+  (exec ignores it anyway), so a step means the same thing in either mode.
+* Network: ``network_mode="none"`` unless a phase needs it; a setup with
+  network on an isolated step starts on the default bridge and is
+  disconnected before ``cmd``. Network-enabled phases get the proxy variables
+  and, when configured, the CA bundle mounted read-only with the CA variables
+  pointing at it (setup: exec env; run: container env). NOTE: the bundle's
+  mount cannot be removed from a running container, so an isolated run phase
+  after a networked setup can still see the (public) file, but no variable
+  points at it and it never enters a fingerprint.
+* Secrets: each is written to a 0400 file in a private (0700) temp dir,
+  bind-mounted read-only at ``/run/secrets/<name>``, and deleted afterwards.
+* Logs: the multiplexed stream is read on a pump thread, appended to the log
+  files chunk by chunk (flushed, so they grow while the step runs) and split
+  into lines for ``on_log``; memory stays bounded whatever the output size.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket as socketlib
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlparse
+
+from pipex.errors import ContainerError, DockerUnavailableError, ImageError, PipexError
+from pipex.executor.base import (
+    CANCELLED_EXIT_CODE,
+    TIMEOUT_EXIT_CODE,
+    ExecutionResult,
+    Invocation,
+    NetworkConfig,
+    Phase,
+)
+from pipex.executor.network import CONTAINER_CA_PATH, network_env
+
+__all__ = ["DockerExecutor", "KEEPER_CMD"]
+
+#: The keeper's idle main process; exec'd processes do the work.
+KEEPER_CMD = ("sh", "-c", "while :; do sleep 3600; done")
+#: Kills everything but PID 1 (the keeper, immune to SIGKILL from inside its
+#: namespace), then gives the output to the caller: the timeout/cancel path.
+_KILL_AND_CHOWN = 'kill -9 -1 2>/dev/null; chown -R "$0" "$@" 2>/dev/null; true'
+_DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+_MAX_LINE = 1 << 20  # an on_log line longer than this is cut, so memory stays bounded
+_CHUNK = 64 * 1024
+_POLL_SEC = 0.05  # how often a waiting step looks at its cancel event
+
+
+class _Killed(Exception):
+    """Raised inside ``run`` when a phase was stopped by timeout or cancel."""
+
+
+class DockerExecutor:
+    """The Docker engine executor; connects on first use; thread-safe."""
+
+    def __init__(self, network: NetworkConfig | None = None, *, base_url: str | None = None) -> None:
+        """Prepare an executor; ``base_url`` overrides DOCKER_HOST / the current context."""
+        self._network = network or NetworkConfig()
+        self._base_url = base_url
+        self._api: Any = None
+        self._lock = threading.Lock()
+        self._active: dict[str, threading.Event] = {}  # container id -> its stop request
+        self._stopping = threading.Event()
+
+    # -- connection -------------------------------------------------------
+
+    def _where(self) -> tuple[str, str]:
+        """Return (url, how to name it in a message) for the engine address in use."""
+        if self._base_url:
+            return self._base_url, self._base_url
+        env = os.environ.get("DOCKER_HOST")
+        if env:
+            return env, f"DOCKER_HOST={env}"
+        url = _context_host() or _DEFAULT_SOCKET
+        return url, f"{url} (DOCKER_HOST is not set)"
+
+    @property
+    def api(self) -> Any:
+        """The connected ``docker.APIClient``; DockerUnavailableError when no engine answers."""
+        if self._api is None:
+            with self._lock:
+                if self._api is None:
+                    self._api = self._connect()
+        return self._api
+
+    def _connect(self) -> Any:
+        import docker  # lazily: only a build that runs a step pays for it
+        from docker.errors import DockerException
+
+        url, where = self._where()
+        _require_local_engine(url, where)
+        try:
+            kwargs = docker.utils.kwargs_from_env()
+            kwargs["base_url"] = url
+            # "auto" asks the engine its API version: one call per executor, and
+            # it doubles as the liveness check. Pool size: one streaming request
+            # plus short calls per worker thread.
+            return docker.APIClient(version="auto", timeout=60, max_pool_size=64, **kwargs)
+        except (DockerException, OSError) as error:
+            msg = f"cannot connect to the Docker daemon at {where}: {_reason(error)}"
+            raise DockerUnavailableError(msg) from None
+
+    def close(self) -> None:
+        """Release the connection to the engine."""
+        with self._lock:
+            if self._api is not None:
+                self._api.close()
+                self._api = None
+
+    # -- images -----------------------------------------------------------
+
+    def resolve_images(self, refs: Iterable[str]) -> dict[str, str | None]:
+        """Map each ref to its local image id (None when absent), in one ``images`` call."""
+        refs = list(refs)
+        with _mapped_errors("listing images"):
+            images = self.api.images()
+        known: dict[str, str] = {}
+        for image in images:
+            image_id = image["Id"]
+            known[image_id] = image_id
+            for name in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+                known[_normalize_ref(name)] = image_id
+        result: dict[str, str | None] = {}
+        for ref in refs:
+            if ref in known:
+                result[ref] = known[ref]
+            elif ref.startswith("sha256:"):
+                result[ref] = next((i for i in known.values() if i.startswith(ref)), None)
+            else:
+                result[ref] = known.get(_normalize_ref(ref))
+        return result
+
+    def ensure_image(self, ref: str, progress: Callable[[str], None] | None = None) -> str:
+        """Return the local image id of ref, pulling it (reporting progress) when absent."""
+        from docker.errors import DockerException, ImageNotFound
+
+        api = self.api
+        try:
+            return api.inspect_image(ref)["Id"]
+        except ImageNotFound:
+            pass
+        except DockerException as error:
+            raise _map_error(error, f"inspecting image '{ref}'") from None
+        repo, tag = _split_ref(ref)
+        try:
+            for event in api.pull(repo, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise _pull_error(ref, str(event["error"]))
+                if progress is not None:
+                    line = " ".join(str(event[k]) for k in ("id", "status", "progress") if event.get(k))
+                    if line:
+                        progress(line)
+            return api.inspect_image(ref)["Id"]
+        except ImageError:
+            raise
+        except (DockerException, OSError) as error:
+            raise _pull_error(ref, _reason(error)) from None
+
+    def _image_id(self, ref: str) -> str:
+        """Return the id of a local image; an id is taken as is (saves a call)."""
+        if ref.startswith("sha256:") and len(ref) == 71:
+            return ref
+        from docker.errors import DockerException, ImageNotFound
+
+        try:
+            return self.api.inspect_image(ref)["Id"]
+        except ImageNotFound:
+            msg = f"image '{ref}' not found locally (pull it first)"
+            raise ImageError(msg) from None
+        except DockerException as error:
+            raise _map_error(error, f"inspecting image '{ref}'") from None
+
+    # -- leftovers and Ctrl-C ---------------------------------------------
+
+    def remove_leftovers(self, labels: Mapping[str, str]) -> int:
+        """Remove containers carrying all these labels (left by killed processes); return how many."""
+        if not labels:
+            msg = "remove_leftovers needs at least one label (it would remove every container)"
+            raise ValueError(msg)
+        from docker.errors import NotFound
+
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        with _mapped_errors("listing leftover containers"):
+            containers = self.api.containers(all=True, filters=filters)
+        removed = 0
+        for container in containers:
+            if container["Id"] in self._active:
+                continue  # ours and still running: not a leftover
+            try:
+                with _mapped_errors("removing a leftover container"):
+                    self.api.remove_container(container["Id"], force=True, v=True)
+                removed += 1
+            except NotFound:
+                pass  # someone else removed it meanwhile
+        return removed
+
+    def stop_all(self) -> None:
+        """Stop and remove every container this executor started; safe from a signal handler thread.
+
+        Each running step is asked to stop (its own thread kills the container,
+        fixes ownership and removes it); whatever is still there after a grace
+        period is force-removed here.
+        """
+        self._stopping.set()
+        with self._lock:
+            requests = list(self._active.values())
+        for request in requests:
+            request.set()
+        deadline = time.monotonic() + 10
+        while self._active and time.monotonic() < deadline:
+            time.sleep(_POLL_SEC)
+        if self._api is None:
+            return
+        for container_id in list(self._active):
+            try:
+                self._api.remove_container(container_id, force=True, v=True)
+            except Exception:  # best effort on the way out; the next build's remove_leftovers retries
+                pass
+
+    # -- running a step ---------------------------------------------------
+
+    def run(self, invocation: Invocation, cancel: threading.Event) -> ExecutionResult:
+        """Run one step to completion in a fresh container and remove it; thread-safe."""
+        started_at = time.time()
+        inv = invocation
+        if self._stopping.is_set() or cancel.is_set():
+            return _cancelled_result("", started_at, None)
+        image_id = self._image_id(inv.image)
+        owner = inv.owner or (os.geteuid(), os.getegid())
+        fix_owner = owner[0] != 0
+        keeper = bool(inv.setup_cmd) or fix_owner
+        secrets_dir = _write_secrets(inv) if inv.secrets else None
+        stop = threading.Event()  # set by cancel, stop_all or the deadline
+        container_id: str | None = None
+        try:
+            container_id = self._create(inv, image_id, keeper, secrets_dir)
+            with self._lock:
+                self._active[container_id] = stop
+            if self._stopping.is_set():
+                stop.set()
+            if inv.sources:
+                self._put_sources(container_id, inv)
+            with _LogSink(inv) as sink:
+                if keeper:
+                    result = self._run_keeper(container_id, inv, cancel, stop, sink, owner if fix_owner else None)
+                else:
+                    result = self._run_direct(container_id, inv, cancel, stop, sink)
+            exit_code, timed_out, cancelled, phase, message = result
+            return ExecutionResult(
+                exit_code=exit_code,
+                timed_out=timed_out,
+                cancelled=cancelled,
+                failed_phase=phase,
+                image_id=image_id,
+                started_at=started_at,
+                finished_at=time.time(),
+                message=message,
+            )
+        finally:
+            if container_id is not None:
+                self._remove(container_id)
+            if secrets_dir is not None:
+                shutil.rmtree(secrets_dir, ignore_errors=True)
+
+    def _create(self, inv: Invocation, image_id: str, keeper: bool, secrets_dir: Path | None) -> str:
+        """Create the step's container (not started); return its id."""
+        api = self.api
+        needs_network = inv.network or (bool(inv.setup_cmd) and inv.setup_network)
+        binds: dict[str, dict[str, str]] = {
+            str(inv.output_dir): {"bind": inv.output_path, "mode": "rw"},
+        }
+        for mount in inv.mounts:
+            binds[str(mount.source)] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
+        if needs_network and self._network.ca_bundle is not None:
+            binds[str(self._network.ca_bundle)] = {"bind": CONTAINER_CA_PATH, "mode": "ro"}
+        if secrets_dir is not None:
+            for secret in inv.secrets:
+                binds[str(secrets_dir / secret.name)] = {"bind": f"/run/secrets/{secret.name}", "mode": "ro"}
+        env = dict(inv.env)
+        if inv.network:
+            env.update(network_env(self._network))
+        host_config: dict[str, Any] = {
+            "binds": binds,
+            "network_mode": "bridge" if needs_network else "none",
+            "security_opt": ["no-new-privileges"],
+            "read_only": inv.read_only_rootfs,
+        }
+        if inv.cap_drop:
+            host_config["cap_drop"] = list(inv.cap_drop)
+        if inv.runtime:
+            host_config["runtime"] = inv.runtime
+        if inv.cpus is not None:
+            host_config["nano_cpus"] = int(inv.cpus * 1e9)
+        if inv.memory is not None:
+            host_config["mem_limit"] = inv.memory
+        if inv.pids is not None:
+            host_config["pids_limit"] = inv.pids
+        with _mapped_errors(f"creating the container of step '{inv.step_id}'"):
+            created = api.create_container(
+                image_id,
+                entrypoint=list(KEEPER_CMD if keeper else inv.cmd),
+                command=[],
+                environment=env,
+                user=inv.user or "",
+                working_dir=inv.workdir,
+                labels=dict(inv.labels),
+                host_config=api.create_host_config(**host_config),
+                network_disabled=False,
+                stdin_open=False,
+                tty=False,
+            )
+        return created["Id"]
+
+    def _put_sources(self, container_id: str, inv: Invocation) -> None:
+        """Copy the step's sources into the (created, not started) container with one put_archive."""
+        # A spooled file keeps small trees in memory and spills big ones to disk.
+        with tempfile.SpooledTemporaryFile(max_size=16 << 20) as buffer:
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                for host, target in inv.sources:
+                    if not host.exists():
+                        msg = f"step '{inv.step_id}': source '{host}' does not exist"
+                        raise ContainerError(msg)
+                    tar.add(str(host), arcname=target.lstrip("/"), filter=_root_owned)
+            buffer.seek(0)
+            with _mapped_errors(f"copying sources into the container of step '{inv.step_id}'"):
+                ok = self.api.put_archive(container_id, "/", buffer.read())
+        if not ok:
+            msg = f"step '{inv.step_id}': the engine refused to copy the sources in"
+            raise ContainerError(msg)
+
+    def _run_direct(
+        self, container_id: str, inv: Invocation, cancel: threading.Event, stop: threading.Event, sink: _LogSink
+    ) -> tuple[int, bool, bool, Phase | None, str | None]:
+        """Run ``cmd`` as the main process: attach, start, wait."""
+        api = self.api
+        with _mapped_errors(f"running step '{inv.step_id}'"):
+            sock = api.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
+        pump = _Pump(sock, sink)
+        try:
+            with _mapped_errors(f"starting the container of step '{inv.step_id}'"):
+                api.start(container_id)
+            deadline = _deadline(inv.timeout_sec)
+            how = _wait(pump.done, cancel, stop, deadline)
+            if how is not None:
+                with _mapped_errors(f"killing the container of step '{inv.step_id}'"):
+                    _ignore_gone(api.kill, container_id)
+                pump.done.wait(10)
+                return _killed(how, Phase.RUN, inv)
+            pump.done.wait()
+            with _mapped_errors(f"waiting for step '{inv.step_id}'"):
+                exit_code = int(api.wait(container_id)["StatusCode"])
+        finally:
+            pump.close()
+        return _finished(exit_code, Phase.RUN)
+
+    def _run_keeper(
+        self,
+        container_id: str,
+        inv: Invocation,
+        cancel: threading.Event,
+        stop: threading.Event,
+        sink: _LogSink,
+        owner: tuple[int, int] | None,
+    ) -> tuple[int, bool, bool, Phase | None, str | None]:
+        """Start the idle keeper, run setup and ``cmd`` via exec, then fix ownership."""
+        api = self.api
+        with _mapped_errors(f"starting the container of step '{inv.step_id}'"):
+            api.start(container_id)
+        deadline = _deadline(inv.timeout_sec)
+        owned_paths = [inv.output_path, *(m.target for m in inv.mounts if not m.read_only)]
+        try:
+            if inv.setup_cmd:
+                setup_env = network_env(self._network) if inv.setup_network else {}
+                lock = inv.setup_lock() if inv.setup_lock is not None else nullcontext()
+                with lock:
+                    code = self._exec(
+                        container_id, inv.setup_cmd, setup_env, None, sink, cancel, stop, deadline, Phase.SETUP
+                    )
+                if code != 0:
+                    self._fix_owner(container_id, owner, owned_paths)
+                    return code, False, False, Phase.SETUP, f"setup failed with exit code {code}"
+                if inv.setup_network and not inv.network:
+                    with _mapped_errors(f"isolating step '{inv.step_id}' from the network"):
+                        api.disconnect_container_from_network(container_id, "bridge", force=True)
+            code = self._exec(container_id, inv.cmd, {}, None, sink, cancel, stop, deadline)
+            self._fix_owner(container_id, owner, owned_paths)
+            return _finished(code, Phase.RUN)
+        except _Killed as killed:
+            how, phase = killed.args
+            self._kill_processes(container_id, owner, owned_paths)
+            return _killed(how, phase, inv)
+
+    def _exec(
+        self,
+        container_id: str,
+        cmd: tuple[str, ...],
+        env: Mapping[str, str],
+        user: str | None,
+        sink: _LogSink | None,
+        cancel: threading.Event,
+        stop: threading.Event,
+        deadline: float | None,
+        phase: Phase = Phase.RUN,
+    ) -> int:
+        """Run one command in the running container, streaming its output; return its exit code."""
+        api = self.api
+        with _mapped_errors("starting a process in a step's container"):
+            exec_id = api.exec_create(
+                container_id, list(cmd), stdout=True, stderr=True, environment=dict(env) or None, user=user or ""
+            )["Id"]
+            sock = api.exec_start(exec_id, socket=True)
+        pump = _Pump(sock, sink)
+        try:
+            how = _wait(pump.done, cancel, stop, deadline)
+            if how is not None:
+                raise _Killed(how, phase)
+        finally:
+            if pump.done.is_set():
+                pump.close()
+        with _mapped_errors("reading a process's exit code"):
+            # The stream can end a moment before the engine records the exit.
+            for _ in range(200):
+                info = api.exec_inspect(exec_id)
+                if not info["Running"] and info["ExitCode"] is not None:
+                    return int(info["ExitCode"])
+                time.sleep(0.005)
+        return int(api.exec_inspect(exec_id)["ExitCode"] or 0)
+
+    def _fix_owner(self, container_id: str, owner: tuple[int, int] | None, paths: list[str]) -> None:
+        """Give the output and caches to the caller (a root exec of ``chown -R``)."""
+        if owner is None:
+            return
+        never = threading.Event()
+        cmd = ("chown", "-R", f"{owner[0]}:{owner[1]}", *paths)
+        # Best effort: an image without chown leaves root-owned files, which the
+        # store reports when it cannot move them.
+        try:
+            self._exec(container_id, cmd, {}, "0", None, never, never, None)
+        except PipexError:
+            pass
+
+    def _kill_processes(self, container_id: str, owner: tuple[int, int] | None, paths: list[str]) -> None:
+        """Stop a timed-out or cancelled phase: kill its processes, fix ownership; or kill the container."""
+        api = self.api
+        if owner is not None:
+            never = threading.Event()
+            cmd = ("sh", "-c", _KILL_AND_CHOWN, f"{owner[0]}:{owner[1]}", *paths)
+            try:
+                self._exec(container_id, cmd, {}, "0", None, never, never, time.monotonic() + 30)
+                return
+            except (PipexError, _Killed):
+                pass  # fall through: at least stop everything
+        try:
+            api.kill(container_id)
+        except Exception:  # already gone; removal follows anyway
+            pass
+
+    def _remove(self, container_id: str) -> None:
+        """Remove the container (force: it may still run); forget it."""
+        try:
+            self.api.remove_container(container_id, force=True, v=True)
+        except Exception:  # NOTE: removal failures must not hide the step's result; remove_leftovers retries
+            pass
+        finally:
+            with self._lock:
+                self._active.pop(container_id, None)
+
+
+# -- helpers -------------------------------------------------------------
+
+
+class _LogSink:
+    """Appends a step's output to its log files as it comes and feeds ``on_log`` line by line."""
+
+    def __init__(self, inv: Invocation) -> None:
+        self._inv = inv
+        self._files: dict[int, IO[bytes]] = {}
+        self._partial: dict[int, bytes] = {1: b"", 2: b""}
+
+    def __enter__(self) -> _LogSink:
+        self._inv.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        self._inv.stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        self._files = {1: open(self._inv.stdout_path, "ab"), 2: open(self._inv.stderr_path, "ab")}
+        return self
+
+    def write(self, stream: int, data: bytes) -> None:
+        """Append a chunk of stream 1 (stdout) or 2 (stderr)."""
+        stream = 2 if stream == 2 else 1
+        handle = self._files[stream]
+        handle.write(data)
+        handle.flush()  # so the file grows while the step runs
+        on_log = self._inv.on_log
+        if on_log is None:
+            return
+        name = "stderr" if stream == 2 else "stdout"
+        buffered = self._partial[stream] + data
+        *lines, rest = buffered.split(b"\n")
+        for line in lines:
+            on_log(name, line.decode("utf-8", "replace"))
+        if len(rest) > _MAX_LINE:
+            on_log(name, rest.decode("utf-8", "replace"))
+            rest = b""
+        self._partial[stream] = rest
+
+    def __exit__(self, *exc: object) -> None:
+        on_log = self._inv.on_log
+        for stream, rest in self._partial.items():
+            if rest and on_log is not None:
+                on_log("stderr" if stream == 2 else "stdout", rest.decode("utf-8", "replace"))
+        for handle in self._files.values():
+            handle.close()
+
+
+class _Pump:
+    """Reads a multiplexed attach/exec stream on a thread into a sink; ``done`` is set at EOF."""
+
+    def __init__(self, sock: Any, sink: _LogSink | None) -> None:
+        self._sock = sock
+        self._sink = sink
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        _disable_timeout(sock)
+        self._thread = threading.Thread(target=self._loop, name="pipex-log-pump", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        from docker.utils.socket import frames_iter
+
+        try:
+            for stream, data in frames_iter(self._sock, tty=False):
+                if self._sink is not None and data:
+                    self._sink.write(stream, data)
+        except (OSError, ValueError) as error:  # closed under us by close() after a kill
+            self.error = error
+        finally:
+            self.done.set()
+
+    def close(self) -> None:
+        """Close the stream and wait for the thread (briefly: it ends at EOF or on close)."""
+        if not self.done.is_set():
+            _shutdown(self._sock)
+        self._thread.join(5)
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+
+def _disable_timeout(sock: Any) -> None:
+    """A step may be silent for longer than the API timeout: reads on its stream must block."""
+    for candidate in (sock, getattr(sock, "_sock", None)):
+        if candidate is not None and hasattr(candidate, "settimeout"):
+            candidate.settimeout(None)
+
+
+def _shutdown(sock: Any) -> None:
+    for candidate in (getattr(sock, "_sock", None), sock):
+        if isinstance(candidate, socketlib.socket):
+            try:
+                candidate.shutdown(socketlib.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+
+
+def _deadline(timeout_sec: float | None) -> float | None:
+    return None if timeout_sec is None else time.monotonic() + timeout_sec
+
+
+def _wait(
+    done: threading.Event, cancel: threading.Event, stop: threading.Event, deadline: float | None
+) -> str | None:
+    """Wait for ``done``; return None, or "timeout"/"cancel" when the phase must be killed."""
+    while not done.wait(_POLL_SEC):
+        if cancel.is_set() or stop.is_set():
+            return "cancel"
+        if deadline is not None and time.monotonic() >= deadline:
+            return "timeout"
+    return None
+
+
+def _finished(exit_code: int, phase: Phase) -> tuple[int, bool, bool, Phase | None, str | None]:
+    if exit_code == 0:
+        return 0, False, False, None, None
+    what = "setup" if phase is Phase.SETUP else "cmd"
+    return exit_code, False, False, phase, f"{what} failed with exit code {exit_code}"
+
+
+def _killed(how: str, phase: Phase, inv: Invocation) -> tuple[int, bool, bool, Phase | None, str | None]:
+    if how == "timeout":
+        return TIMEOUT_EXIT_CODE, True, False, phase, f"timed out after {inv.timeout_sec:g}s"
+    return CANCELLED_EXIT_CODE, False, True, phase, "cancelled"
+
+
+def _cancelled_result(image_id: str, started_at: float, phase: Phase | None) -> ExecutionResult:
+    return ExecutionResult(
+        exit_code=CANCELLED_EXIT_CODE,
+        timed_out=False,
+        cancelled=True,
+        failed_phase=phase,
+        image_id=image_id,
+        started_at=started_at,
+        finished_at=time.time(),
+        message="cancelled",
+    )
+
+
+def _ignore_gone(call: Callable[[str], Any], container_id: str) -> None:
+    from docker.errors import APIError
+
+    try:
+        call(container_id)
+    except APIError as error:
+        if error.status_code not in (404, 409):  # gone, or already stopped
+            raise
+
+
+def _write_secrets(inv: Invocation) -> Path:
+    """Write each secret to a 0400 file in a fresh 0700 dir; the caller deletes the dir."""
+    directory = Path(tempfile.mkdtemp(prefix="pipex-secrets-"))
+    uid = _numeric_uid(inv.user)
+    for secret in inv.secrets:
+        if "/" in secret.name or secret.name in ("", ".", ".."):
+            shutil.rmtree(directory, ignore_errors=True)
+            msg = f"step '{inv.step_id}': invalid secret name '{secret.name}'"
+            raise ContainerError(msg)
+        path = directory / secret.name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secret.value)
+        if inv.user and uid is None:
+            # NOTE: a named user's uid is only known inside the image; the 0700
+            # host dir still hides the file from other host users.
+            os.chmod(path, 0o444)
+        elif uid is not None and uid != os.geteuid() and os.geteuid() == 0:
+            os.chown(path, uid, -1)
+    return directory
+
+
+def _numeric_uid(user: str | None) -> int | None:
+    if not user:
+        return None
+    head = user.split(":", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Sources enter the container owned by root, as an image's own files are."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def _context_host() -> str | None:
+    """The current docker CLI context's endpoint, if one other than the default is set."""
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_current_context()
+        host = context.Host if context is not None else None
+        return host or None
+    except Exception:  # a broken ~/.docker/config.json must not hide the default socket
+        return None
+
+
+def _require_local_engine(url: str, where: str) -> None:
+    """Bind mounts need an engine that sees this filesystem: refuse a remote one clearly."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "unix", "npipe", "http+unix", "fd"):
+        return
+    host = parsed.hostname or ""
+    if host in ("localhost", "127.0.0.1", "::1", "0.0.0.0"):
+        return
+    msg = (
+        f"{where} is not a local Docker engine: pipex bind-mounts the store's files into "
+        "containers, which needs an engine on this machine (unset DOCKER_HOST or point it at a local socket)"
+    )
+    raise DockerUnavailableError(msg)
+
+
+def _normalize_ref(ref: str) -> str:
+    """Strip the default registry and library prefix and add ``:latest`` when no tag or digest."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix) :]
+            break
+    if "@" in ref:
+        return ref
+    last = ref.rsplit("/", 1)[-1]
+    return ref if ":" in last else f"{ref}:latest"
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    """Split a reference into repository and tag (or digest) for a pull."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    head, _, last = ref.rpartition("/")
+    if ":" in last:
+        name, tag = last.split(":", 1)
+        return (f"{head}/{name}" if head else name), tag
+    return ref, "latest"
+
+
+def _reason(error: BaseException) -> str:
+    """A one-line reason from a docker-py / requests error (they nest and repeat)."""
+    text = str(getattr(error, "explanation", None) or error)
+    for marker in ("Connection aborted.", "Caused by "):
+        text = text.replace(marker, "")
+    line = " ".join(text.split())
+    return line[:300]
+
+
+def _pull_error(ref: str, reason: str) -> ImageError:
+    return ImageError(f"image '{ref}' not found locally and cannot be pulled: {reason}")
+
+
+def _map_error(error: BaseException, doing: str) -> PipexError:
+    """Turn a docker-py / transport error into a one-line PipexError."""
+    from docker.errors import APIError, ImageNotFound
+
+    if isinstance(error, ImageNotFound):
+        return ImageError(f"{doing}: {_reason(error)}")
+    if isinstance(error, APIError):
+        return ContainerError(f"{doing}: {_reason(error)}")
+    return DockerUnavailableError(f"{doing}: the Docker daemon stopped answering: {_reason(error)}")
+
+
+class _mapped_errors:
+    """Context manager: docker-py and connection errors leave as one-line PipexErrors."""
+
+    def __init__(self, doing: str) -> None:
+        self._doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
+        if error is None or isinstance(error, (PipexError, _Killed)):
+            return False
+        from docker.errors import DockerException, NotFound
+        from requests.exceptions import RequestException
+
+        if isinstance(error, NotFound) and self._doing.startswith("removing"):
+            return False
+        if isinstance(error, (DockerException, RequestException, OSError)):
+            raise _map_error(error, self._doing) from None
+        return False
+
