@@ -1,0 +1,213 @@
+"""Parse a YAML or JSON file into plain data, keeping a node tree to locate errors by JSON path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from pipex.errors import SpecError, SpecErrors
+
+__all__ = ["Document", "parse_document", "format_path", "display_path"]
+
+PathPart = str | int
+
+
+def format_path(parts: Sequence[PathPart]) -> str:
+    """Render a JSON path as ``steps[2].inputs[0].step``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out
+
+
+def display_path(path: Path) -> str:
+    """Name a file the way errors show it: relative to the cwd when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+@dataclass
+class Document:
+    """Parsed file content plus what is needed to point at a place in it.
+
+    ``node`` is the YAML node tree (None for JSON until an error needs it): we
+    locate errors lazily by walking it, so a valid file never pays for marks.
+    """
+
+    data: Any
+    file: str
+    text: str
+    node: Any = None
+    _node_ready: bool = field(default=False, repr=False)
+
+    def _root(self) -> Any:
+        if not self._node_ready:
+            self._node_ready = True
+            if self.node is None:
+                # JSON is (nearly) YAML: compose it only to learn positions.
+                try:
+                    import yaml
+
+                    self.node = yaml.compose(self.text, Loader=_loader_class())
+                except Exception:  # positions are a nicety; never fail on them
+                    self.node = None
+        return self.node
+
+    def locate(self, parts: Sequence[PathPart], *, key: bool = False) -> tuple[int | None, int | None]:
+        """Return (line, column), 1-based, of the value at ``parts``.
+
+        With ``key=True`` and a mapping entry, point at the key instead. When the
+        path goes deeper than the file (a default value), the deepest known node
+        is used.
+        """
+        import yaml
+
+        node = self._root()
+        if node is None:
+            return None, None
+        mark = node.start_mark
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                        node = value_node
+                        mark = key_node.start_mark if (last and key) else value_node.start_mark
+                        break
+                else:
+                    break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                mark = node.start_mark
+            else:
+                break
+        return mark.line + 1, mark.column + 1
+
+    def error(self, message: str, parts: Sequence[PathPart] = (), *, key: bool = False) -> SpecError:
+        """Build a SpecError located at ``parts`` in this document."""
+        line, column = self.locate(parts, key=key)
+        return SpecError(message, file=self.file, line=line, column=column, path=format_path(parts) or None)
+
+
+def _loader_class() -> type:
+    """A safe loader (C when available) whose mapping keys are always the key's text.
+
+    YAML 1.1 turns keys such as ``on`` or ``1`` into booleans or ints; in env
+    maps and step fields the user always means the text. Duplicate keys are
+    errors rather than silently last-one-wins.
+    """
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class _Loader(base):  # type: ignore[misc, valid-type]
+        duplicate_keys: list[Any]
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if not isinstance(node, yaml.MappingNode):
+                return super().construct_mapping(node, deep=deep)
+            self.flatten_mapping(node)
+            mapping: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value
+                else:
+                    key = self.construct_object(key_node, deep=deep)
+                    if not isinstance(key, (str, int, float, bool)) and key is not None:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, "found a mapping or list used as a key", key_node.start_mark
+                        )
+                if key in mapping:
+                    self.duplicate_keys.append(key_node)
+                mapping[key] = self.construct_object(value_node, deep=deep)
+            return mapping
+
+    _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+    _LOADER = _Loader
+    return _Loader
+
+
+_LOADER: type | None = None
+
+
+def parse_document(path: Path, *, shown: str | None = None, data: bytes | None = None) -> Document:
+    """Read and parse ``path`` (YAML, or JSON for ``.json``) into a Document.
+
+    Every failure (unreadable file, bad UTF-8, syntax error, empty document)
+    is a SpecError naming the file and, where known, the line and column.
+    """
+    file = shown or display_path(path)
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except IsADirectoryError:
+            msg = "is a directory, not a file"
+            raise SpecError(msg, file=file) from None
+        except OSError as error:
+            msg = f"cannot read file: {error.strerror or error}"
+            raise SpecError(msg, file=file) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        msg = "file is not valid UTF-8"
+        raise SpecError(msg, file=file, line=line, column=column) from None
+    if not text.strip():
+        msg = "file is empty"
+        raise SpecError(msg, file=file)
+    if path.suffix.lower() == ".json":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            msg = f"invalid JSON: {error.msg}"
+            raise SpecError(msg, file=file, line=error.lineno, column=error.colno) from None
+        return Document(data=value, file=file, text=text)
+    return _parse_yaml(text, file)
+
+
+def _parse_yaml(text: str, file: str) -> Document:
+    import yaml
+
+    loader = _loader_class()(text)
+    loader.duplicate_keys = []
+    try:
+        node = loader.get_single_node()
+        value = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context or "invalid YAML"
+        msg = f"invalid YAML: {problem}"
+        if mark is None:
+            raise SpecError(msg, file=file) from None
+        raise SpecError(msg, file=file, line=mark.line + 1, column=mark.column + 1) from None
+    except yaml.YAMLError as error:
+        msg = f"invalid YAML: {error}"
+        raise SpecError(msg, file=file) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        msg = "file is empty"
+        raise SpecError(msg, file=file)
+    doc = Document(data=value, file=file, text=text, node=node, _node_ready=True)
+    if loader.duplicate_keys:
+        errors = []
+        for key_node in loader.duplicate_keys:
+            msg = f"duplicate key '{key_node.value}'"
+            errors.append(
+                SpecError(msg, file=file, line=key_node.start_mark.line + 1, column=key_node.start_mark.column + 1)
+            )
+        raise errors[0] if len(errors) == 1 else SpecErrors(errors)
+    return doc

@@ -1,0 +1,138 @@
+"""Run a JSON Schema over parsed data and turn every violation into a located, one-line SpecError."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Mapping, Sequence
+
+from pipex.errors import SpecError
+from pipex.spec.document import Document, PathPart
+
+__all__ = ["schema_errors", "suggest"]
+
+_JSON_TYPES = {
+    "string": "a string",
+    "array": "a list",
+    "object": "a mapping",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def suggest(word: str, choices: Sequence[str]) -> str:
+    """Return `` (did you mean 'x'?)`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _expected(types: Any) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    return " or ".join(_JSON_TYPES.get(name, name) for name in names)
+
+
+def _custom(error: Any, keyword: str) -> str | None:
+    """The schema's own wording for this keyword (``x-errors``), if it has one."""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    custom = schema.get("x-errors", {})
+    return custom.get(keyword) if isinstance(custom, Mapping) else None
+
+
+def _format(error: Any, prefix: Sequence[PathPart], doc: Document) -> list[SpecError]:
+    """Turn one jsonschema ValidationError into SpecErrors (one per unknown key)."""
+    parts: list[PathPart] = [*prefix, *error.absolute_path]
+    keyword = error.validator
+    value = error.instance
+    if keyword == "additionalProperties" and isinstance(value, Mapping):
+        known = list(error.schema.get("properties", {}))
+        allowed_extra = error.schema.get("patternProperties", {})
+        out = []
+        for key in value:
+            if key in known or any(re.search(p, str(key)) for p in allowed_extra):
+                continue
+            msg = f"unknown field '{key}'{suggest(str(key), known)}"
+            out.append(doc.error(msg, [*parts, key], key=True))
+        if out:
+            return out
+    if keyword is None:  # a `false` subschema: the field is not allowed here
+        return [doc.error("field not allowed here", parts, key=True)]
+    custom = _custom(error, keyword)
+    if "propertyNames" in error.relative_schema_path:
+        # The offending key is the instance; point at it, not at the mapping.
+        msg = (custom or "invalid key {value}").replace("{value}", _describe(value))
+        return [doc.error(msg, [*parts, str(value)], key=True)]
+    if keyword == "required":
+        match = re.match(r"'(.*)' is a required property", error.message)
+        missing = match.group(1) if match else str(error.validator_value)
+        msg = (custom or "missing required field {missing}").replace("{missing}", f"'{missing}'")
+        return [doc.error(msg, parts)]
+    if custom:
+        return [doc.error(custom.replace("{value}", _describe(value)), parts)]
+    if keyword == "type":
+        msg = f"expected {_expected(error.validator_value)}, got {_describe(value)}"
+    elif keyword == "enum":
+        options = ", ".join(repr(v) for v in error.validator_value)
+        msg = f"expected one of {options}, got {_describe(value)}"
+    elif keyword == "const":
+        msg = f"expected {error.validator_value!r}, got {_describe(value)}"
+    elif keyword == "pattern":
+        msg = f"invalid value {_describe(value)}: must match {error.validator_value}"
+    elif keyword in ("minLength", "minItems", "minProperties"):
+        msg = "must not be empty"
+    elif keyword == "minimum":
+        msg = f"must be at least {error.validator_value}, got {_describe(value)}"
+    elif keyword == "exclusiveMinimum":
+        msg = f"must be greater than {error.validator_value}, got {_describe(value)}"
+    elif keyword == "maximum":
+        msg = f"must be at most {error.validator_value}, got {_describe(value)}"
+    elif keyword in ("oneOf", "anyOf") and error.context:
+        from jsonschema.exceptions import best_match
+
+        return _format(best_match(error.context), prefix, doc)
+    else:
+        msg = error.message
+    return [doc.error(msg, parts)]
+
+
+def schema_errors(
+    data: Any, schema: Mapping[str, Any], doc: Document, prefix: Sequence[PathPart] = ()
+) -> list[SpecError]:
+    """Validate ``data`` against ``schema``; return every violation as a located SpecError."""
+    validator = _validator(schema)
+    errors: list[SpecError] = []
+    for error in validator.iter_errors(data):
+        errors.extend(_format(error, prefix, doc))
+    return errors
+
+
+_VALIDATORS: dict[int, Any] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    # Building a validator resolves refs; reuse it per schema object.
+    from jsonschema import Draft202012Validator
+
+    key = id(schema)
+    cached = _VALIDATORS.get(key)
+    if cached is None or cached.schema is not schema:
+        cached = Draft202012Validator(schema)
+        _VALIDATORS[key] = cached
+    return cached
