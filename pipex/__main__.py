@@ -1,0 +1,5 @@
+"""``python -m pipex``: the same as the ``pipex`` command."""
+
+from pipex.cli import main
+
+main()
