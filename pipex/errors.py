@@ -14,6 +14,7 @@ __all__ = [
     "ImageError",
     "StepFailedError",
     "InterruptedBuild",
+    "HostPathError",
     "ContainerError",
 ]
 
@@ -105,6 +106,10 @@ class InterruptedBuild(PipexError):
     """Raised when a build is stopped by SIGINT or SIGTERM."""
 
     exit_code = 130
+
+
+class HostPathError(PipexError):
+    """Raised when a step's ``mounts``/``sources`` host path is missing or unreadable."""
 
 
 class ContainerError(PipexError):
