@@ -1,0 +1,411 @@
+"""Fingerprints: a step's canonical JSON document -> xxh3-128; host trees hashed through a stat cache.
+
+The fingerprint document
+------------------------
+``step_document`` builds one dict per step holding everything that can change
+what the step produces (DESIGN.md §4)::
+
+    {"format": 1,
+     "image": "<resolved image id>", "imageRef": "python:3.12-slim",
+     "cmd": [...], "setup": {"cmd": [...], "network": false} | null,
+     "env": {...}, "outputPath": "/output", "network": false,
+     "inputs": {"fetch": {"tree": "<tree id>|null", "copyToOutput": false, "optional": false}},
+     "mounts":  [{"host": "data", "container": "/data", "tree": "<host tree hash>"}],
+     "sources": [{"host": "src", "container": "/src", "tree": "<host tree hash>"}],
+     "caches": [["pip", "/root/.cache/pip"]],
+     "user": null, "runtime": null, "readOnlyRootfs": false, "capDrop": []}
+
+Host paths are relative to the project root, so moving the project does not
+change a fingerprint. Inputs are recorded by *tree id* (content), never by run
+id: a step that re-runs and yields the same output leaves its dependants'
+fingerprints unchanged (early cutoff). Timeouts, retries, allowFailure, secrets,
+display names, resources, proxies and CA bundles are left out: they do not
+change what a successful run produces.
+
+``imageRef`` is recorded (so the planner can say *which* tag moved) but is not
+hashed: the same image id pulled under a mirror's name gives the same results.
+
+Host trees and the stat cache
+-----------------------------
+A ``mounts``/``sources`` host path (a directory or a single file) is hashed as
+the xxh3-128 of a canonical listing of its entries, relative to that path:
+``[path, kind, value]`` sorted by path, where kind is ``f`` (file, value = object
+id), ``x`` (executable file), ``l`` (symlink, value = link target, never
+followed) or ``o`` (fifo/socket/device, no value). Empty directories are not
+recorded (as in git). File object ids are the store's ids (xxh3-128 of the
+bytes), so a host file and a stored output with the same bytes share an id.
+
+On-disk stat cache: ``<store>/statcache/<xxh3 of the project root>.marshal``,
+one file per project, holding ``{host path: {file: (size, mtime_ns, ino, oid)}}``
+behind a magic line. It is written temp-file + ``os.replace`` only when it
+changed, loaded once per process. ``marshal`` because loading 100k entries
+takes ~20 ms (sqlite needs one query per file; pickle is slower). It is a
+cache: a missing, foreign or damaged file is ignored and rebuilt. A file whose
+mtime is within ``_RACY_NS`` of the moment it was hashed is not cached (git's
+"racily clean" problem: an edit in the same mtime tick would go unnoticed).
+
+Next to it, ``<project key>.manifests/<tree hash>.marshal`` keeps the file
+listing of recently hashed trees (at most ``_MAX_MANIFESTS`` per project), so
+the planner can name the files that changed since the last build; when the old
+listing is gone it says "mount X changed" instead.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import stat
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import xxhash
+
+from pipex.errors import HostPathError
+
+if TYPE_CHECKING:
+    from pipex.spec.model import Step
+
+__all__ = [
+    "FORMAT_VERSION",
+    "canonical_json",
+    "fingerprint_of",
+    "step_document",
+    "host_paths",
+    "hash_file",
+    "HostTree",
+    "HostHasher",
+]
+
+#: Bump when the document's shape or the tree-hash rules change: every step rebuilds.
+FORMAT_VERSION = 1
+
+# Keys recorded in the document for explanation but not hashed (see module docstring).
+_UNHASHED_KEYS = frozenset({"imageRef"})
+
+_STATCACHE_MAGIC = b"pipex-statcache 1\n"
+_RACY_NS = 2_000_000_000
+_MAX_MANIFESTS = 64
+_CHUNK = 1 << 20
+
+
+def canonical_json(doc: Any) -> bytes:
+    """Return ``doc`` as canonical JSON: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def fingerprint_of(doc: Mapping[str, Any]) -> str:
+    """Return the fingerprint (xxh3-128 hex) of a step document; ``imageRef`` is not hashed."""
+    hashed = {key: value for key, value in doc.items() if key not in _UNHASHED_KEYS}
+    return xxhash.xxh3_128_hexdigest(canonical_json(hashed))
+
+
+def host_paths(step: Step) -> tuple[str, ...]:
+    """Return the distinct host paths a step mounts or copies in, in declaration order."""
+    seen: dict[str, None] = {}
+    for mapping in (*step.mounts, *step.sources):
+        seen.setdefault(mapping.host, None)
+    return tuple(seen)
+
+
+def step_document(
+    step: Step,
+    *,
+    image_id: str,
+    input_trees: Mapping[str, str | None],
+    host_trees: Mapping[str, str],
+) -> dict[str, Any]:
+    """Return the fingerprint document of ``step``.
+
+    ``input_trees`` maps every input step id to its output tree id (``None`` for
+    an optional input that was skipped); ``host_trees`` maps every host path of
+    ``host_paths(step)`` to its tree hash.
+    """
+    inputs: dict[str, dict[str, Any]] = {}
+    for ref in step.inputs:
+        if ref.step not in input_trees:
+            msg = f"step '{step.id}': no tree given for input '{ref.step}'"
+            raise KeyError(msg)
+        inputs[ref.step] = {
+            "tree": input_trees[ref.step],
+            "copyToOutput": ref.copy_to_output,
+            "optional": ref.optional,
+        }
+    setup = None
+    if step.setup is not None:
+        setup = {"cmd": list(step.setup.cmd), "network": step.setup.allow_network}
+    return {
+        "format": FORMAT_VERSION,
+        "image": image_id,
+        "imageRef": step.image,
+        "cmd": list(step.cmd),
+        "setup": setup,
+        "env": dict(step.env),
+        "outputPath": step.output_path,
+        "network": step.allow_network,
+        "inputs": inputs,
+        # Order kept: overlapping mounts depend on it.
+        "mounts": [
+            {"host": m.host, "container": m.container, "tree": host_trees[m.host]} for m in step.mounts
+        ],
+        "sources": [
+            {"host": m.host, "container": m.container, "tree": host_trees[m.host]} for m in step.sources
+        ],
+        "caches": sorted([c.name, c.path] for c in step.all_caches),
+        "user": step.user,
+        "runtime": step.runtime,
+        "readOnlyRootfs": step.read_only_rootfs,
+        "capDrop": sorted(step.cap_drop),
+    }
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """Return the object id (xxh3-128 hex of the bytes) of a file, read in 1 MiB chunks."""
+    hasher = xxhash.xxh3_128()
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            count = handle.readinto(buffer)
+            if not count:
+                break
+            hasher.update(view[:count])
+    return hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class HostTree:
+    """A hashed host path: its tree hash and each file's object id.
+
+    ``files`` is keyed by project-relative POSIX path; the value is the object
+    id, ``"l:<target>"`` for a symlink or ``"o:"`` for a special file.
+    """
+
+    path: str
+    tree_hash: str
+    files: Mapping[str, str] = field(repr=False)
+
+
+# One stat-cache entry: (size, mtime_ns, ino, oid).
+_Entry = tuple[int, int, int, str]
+
+
+class HostHasher:
+    """Hashes host paths of one project through a persistent stat cache.
+
+    Create one per process and project; call ``save()`` when done (the
+    planner and runner do). ``last`` keeps the trees hashed in this process
+    so the runner can ``recheck`` them after a step ran.
+    """
+
+    def __init__(self, project_root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> None:
+        """Hash paths under ``project_root``; keep the stat cache in ``cache_dir`` (``None``: memory only)."""
+        self.root = Path(project_root)
+        self._cache_file: Path | None = None
+        self._manifest_dir: Path | None = None
+        if cache_dir is not None:
+            key = xxhash.xxh3_128_hexdigest(os.fsencode(os.path.abspath(self.root)))
+            self._cache_file = Path(cache_dir) / f"{key}.marshal"
+            self._manifest_dir = Path(cache_dir) / f"{key}.manifests"
+        self._cache: dict[str, dict[str, _Entry]] | None = None
+        self._dirty = False
+        self.last: dict[str, HostTree] = {}
+        # Every listing hashed in this process, by tree hash, for explanations and rechecks.
+        self._listings: dict[str, Mapping[str, str]] = {}
+        # The runner hashes from several threads; loading must happen once.
+        self._load_lock = threading.Lock()
+        # Counters, read by tests and benchmarks.
+        self.files_read = 0
+
+    @classmethod
+    def for_store(cls, store_root: str | os.PathLike[str], project_root: str | os.PathLike[str]) -> HostHasher:
+        """Return a hasher whose stat cache lives in ``<store_root>/statcache/``."""
+        return cls(project_root, Path(store_root) / "statcache")
+
+    # -- the on-disk cache -------------------------------------------------
+
+    def _load(self) -> dict[str, dict[str, _Entry]]:
+        with self._load_lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> dict[str, dict[str, _Entry]]:
+        if self._cache is None:
+            self._cache = {}
+            if self._cache_file is not None:
+                try:
+                    data = self._cache_file.read_bytes()
+                    if data.startswith(_STATCACHE_MAGIC):
+                        loaded = marshal.loads(data[len(_STATCACHE_MAGIC) :])
+                        if isinstance(loaded, dict):
+                            self._cache = loaded
+                except (OSError, ValueError, EOFError, TypeError):
+                    pass  # a cache: missing or damaged means start empty
+        return self._cache
+
+    def save(self) -> None:
+        """Write the stat cache if it changed (temp file + rename; errors are ignored: it is a cache)."""
+        if not self._dirty or self._cache_file is None or self._cache is None:
+            return
+        data = _STATCACHE_MAGIC + marshal.dumps(self._cache)
+        _write_atomic(self._cache_file, data)
+        self._dirty = False
+
+    def _save_manifest(self, tree: HostTree) -> None:
+        if self._manifest_dir is None:
+            return
+        target = self._manifest_dir / f"{tree.tree_hash}.marshal"
+        if target.exists():
+            return
+        _write_atomic(target, marshal.dumps(dict(tree.files)))
+        try:
+            entries = list(os.scandir(self._manifest_dir))
+            if len(entries) > _MAX_MANIFESTS:
+                entries.sort(key=lambda e: e.stat().st_mtime_ns)
+                for entry in entries[: len(entries) - _MAX_MANIFESTS]:
+                    os.unlink(entry.path)
+        except OSError:
+            pass
+
+    def manifest(self, tree_hash: str) -> dict[str, str] | None:
+        """Return the file listing of a tree hashed earlier on this machine, or ``None`` if it is gone."""
+        if tree_hash in self._listings:
+            return dict(self._listings[tree_hash])
+        if self._manifest_dir is None:
+            return None
+        try:
+            loaded = marshal.loads((self._manifest_dir / f"{tree_hash}.marshal").read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    # -- hashing -------------------------------------------------------------
+
+    def hash_tree(self, rel_path: str) -> HostTree:
+        """Hash a project-relative host path (directory or file); raise HostPathError if it is missing."""
+        files, entries = self._scan(rel_path)
+        listing = "\n".join(entries).encode("utf-8", "surrogateescape")
+        tree = HostTree(rel_path, xxhash.xxh3_128_hexdigest(listing), files)
+        self.last[rel_path] = tree
+        if tree.tree_hash not in self._listings:
+            self._listings[tree.tree_hash] = files
+            self._save_manifest(tree)
+        return tree
+
+    def recheck(self, rel_path: str, previous: HostTree) -> list[str]:
+        """Re-hash ``rel_path`` and return the project-relative files that differ from ``previous`` (sorted)."""
+        current = self.hash_tree(rel_path)
+        if current.tree_hash == previous.tree_hash:
+            return []
+        return diff_files(previous.files, current.files)
+
+    def _scan(self, rel_path: str) -> tuple[dict[str, str], list[str]]:
+        cache = self._load()
+        old = cache.get(rel_path, {})
+        fresh: dict[str, _Entry] = {}
+        files: dict[str, str] = {}
+        rows: list[tuple[str, str, str]] = []
+        now_ns = time.time_ns()
+        top = os.path.join(self.root, rel_path)
+        try:
+            # The mount root itself is followed (Docker follows it too); links inside are not.
+            top_stat = os.stat(top)
+        except FileNotFoundError:
+            msg = f"host path '{rel_path}' does not exist under {self.root}"
+            raise HostPathError(msg) from None
+        except OSError as error:
+            msg = f"host path '{rel_path}' cannot be read: {error.strerror}"
+            raise HostPathError(msg) from None
+        prefix = "" if rel_path in ("", ".") else rel_path.rstrip("/") + "/"
+
+        def visit(abs_path: str, rel: str, st: os.stat_result) -> None:
+            mode = st.st_mode
+            project_rel = prefix + rel if rel else rel_path
+            if stat.S_ISLNK(mode):
+                target = os.readlink(abs_path)
+                files[project_rel] = "l:" + target
+                rows.append((rel, "l", target))
+            elif stat.S_ISREG(mode):
+                entry = old.get(rel)
+                if (
+                    entry is not None
+                    and entry[0] == st.st_size
+                    and entry[1] == st.st_mtime_ns
+                    and entry[2] == st.st_ino
+                ):
+                    oid = entry[3]
+                else:
+                    try:
+                        oid = _store_hash_file(abs_path)
+                    except OSError as error:
+                        msg = f"host file '{project_rel}' cannot be read: {error.strerror}"
+                        raise HostPathError(msg) from None
+                    self.files_read += 1
+                if now_ns - st.st_mtime_ns > _RACY_NS:
+                    fresh[rel] = (st.st_size, st.st_mtime_ns, st.st_ino, oid)
+                files[project_rel] = oid
+                rows.append((rel, "x" if mode & 0o111 else "f", oid))
+            else:
+                files[project_rel] = "o:"
+                rows.append((rel, "o", ""))
+
+        if stat.S_ISDIR(top_stat.st_mode):
+            stack = [("", top)]
+            while stack:
+                rel_dir, abs_dir = stack.pop()
+                try:
+                    iterator = os.scandir(abs_dir)
+                except OSError as error:
+                    msg = f"host directory '{prefix + rel_dir or rel_path}' cannot be read: {error.strerror}"
+                    raise HostPathError(msg) from None
+                with iterator:
+                    for entry in iterator:
+                        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append((rel, entry.path))
+                        else:
+                            visit(entry.path, rel, entry.stat(follow_symlinks=False))
+        else:
+            visit(top, "", top_stat)
+
+        if fresh != old:
+            cache[rel_path] = fresh
+            self._dirty = True
+        rows.sort()
+        return files, [f"{rel}\0{kind}\0{value}" for rel, kind, value in rows]
+
+
+def diff_files(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """Return the sorted paths added, removed or changed between two file listings."""
+    changed = {path for path, oid in after.items() if before.get(path) != oid}
+    changed.update(path for path in before if path not in after)
+    return sorted(changed)
+
+
+def _store_hash_file(path: str) -> str:
+    # The store's ids and ours must agree; prefer the store's function once it exists.
+    global _store_hash_file
+    try:
+        from pipex.store import hash_file as store_hash_file  # type: ignore[attr-defined]
+    except ImportError:
+        store_hash_file = hash_file
+    _store_hash_file = store_hash_file
+    return store_hash_file(path)
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass  # a cache that cannot be written only costs time next run
