@@ -43,6 +43,7 @@ tests and the closing note of issue 5):
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket as socketlib
 import tarfile
@@ -73,6 +74,15 @@ KEEPER_CMD = ("sh", "-c", "while :; do sleep 3600; done")
 #: Kills everything but PID 1 (the keeper, immune to SIGKILL from inside its
 #: namespace), then gives the output to the caller: the timeout/cancel path.
 _KILL_AND_CHOWN = 'kill -9 -1 2>/dev/null; chown -R "$0" "$@" 2>/dev/null; true'
+#: Main process wrapping ``cmd`` when the caller is not root: run it, then give
+#: the output and caches to the caller; on SIGTERM (timeout/cancel) kill
+#: everything else first. {owner} and {paths} are shell-quoted by `_owning_cmd`.
+_OWNING_WRAPPER = (
+    '"$@" & child=$!; '
+    "trap 'kill -9 -1 2>/dev/null; chown -R {owner} {paths} 2>/dev/null; exit 143' TERM; "
+    "wait $child; rc=$?; chown -R {owner} {paths} 2>/dev/null; exit $rc"
+)
+_WRAPPER_GRACE_SEC = 10.0  # how long the wrapper may take to kill and chown before SIGKILL
 _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _MAX_LINE = 1 << 20  # an on_log line longer than this is cut, so memory stays bounded
 _CHUNK = 64 * 1024
@@ -261,12 +271,14 @@ class DockerExecutor:
         image_id = self._image_id(inv.image)
         owner = inv.owner or (os.geteuid(), os.getegid())
         fix_owner = owner[0] != 0
-        keeper = bool(inv.setup_cmd) or fix_owner
+        # A step's own non-root user cannot chown: only a root exec can then fix ownership.
+        keeper = bool(inv.setup_cmd) or (fix_owner and bool(inv.user) and _numeric_uid(inv.user) != 0)
+        wrap_owner = owner if fix_owner and not keeper else None
         secrets_dir = _write_secrets(inv) if inv.secrets else None
         stop = threading.Event()  # set by cancel, stop_all or the deadline
         container_id: str | None = None
         try:
-            container_id = self._create(inv, image_id, keeper, secrets_dir)
+            container_id = self._create(inv, image_id, keeper, secrets_dir, wrap_owner)
             with self._lock:
                 self._active[container_id] = stop
             if self._stopping.is_set():
@@ -277,7 +289,7 @@ class DockerExecutor:
                 if keeper:
                     result = self._run_keeper(container_id, inv, cancel, stop, sink, owner if fix_owner else None)
                 else:
-                    result = self._run_direct(container_id, inv, cancel, stop, sink)
+                    result = self._run_direct(container_id, inv, cancel, stop, sink, wrap_owner is not None)
             exit_code, timed_out, cancelled, phase, message = result
             return ExecutionResult(
                 exit_code=exit_code,
@@ -295,7 +307,14 @@ class DockerExecutor:
             if secrets_dir is not None:
                 shutil.rmtree(secrets_dir, ignore_errors=True)
 
-    def _create(self, inv: Invocation, image_id: str, keeper: bool, secrets_dir: Path | None) -> str:
+    def _create(
+        self,
+        inv: Invocation,
+        image_id: str,
+        keeper: bool,
+        secrets_dir: Path | None,
+        wrap_owner: tuple[int, int] | None,
+    ) -> str:
         """Create the step's container (not started); return its id."""
         api = self.api
         needs_network = inv.network or (bool(inv.setup_cmd) and inv.setup_network)
@@ -331,7 +350,7 @@ class DockerExecutor:
         with _mapped_errors(f"creating the container of step '{inv.step_id}'"):
             created = api.create_container(
                 image_id,
-                entrypoint=list(KEEPER_CMD if keeper else inv.cmd),
+                entrypoint=list(KEEPER_CMD if keeper else _owning_cmd(inv, wrap_owner)),
                 command=[],
                 environment=env,
                 user=inv.user or "",
@@ -362,9 +381,19 @@ class DockerExecutor:
             raise ContainerError(msg)
 
     def _run_direct(
-        self, container_id: str, inv: Invocation, cancel: threading.Event, stop: threading.Event, sink: _LogSink
+        self,
+        container_id: str,
+        inv: Invocation,
+        cancel: threading.Event,
+        stop: threading.Event,
+        sink: _LogSink,
+        wrapped: bool,
     ) -> tuple[int, bool, bool, Phase | None, str | None]:
-        """Run ``cmd`` as the main process: attach, start, wait."""
+        """Run ``cmd`` as the main process: attach, start, wait.
+
+        When ``wrapped`` (see `_owning_cmd`), a kill is first a SIGTERM so the
+        wrapper can kill ``cmd`` and chown the output before exiting.
+        """
         api = self.api
         with _mapped_errors(f"running step '{inv.step_id}'"):
             sock = api.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
@@ -376,7 +405,10 @@ class DockerExecutor:
             how = _wait(pump.done, cancel, stop, deadline)
             if how is not None:
                 with _mapped_errors(f"killing the container of step '{inv.step_id}'"):
-                    _ignore_gone(api.kill, container_id)
+                    if wrapped:
+                        _ignore_gone(lambda cid: api.kill(cid, signal="SIGTERM"), container_id)
+                    if not wrapped or not pump.done.wait(_WRAPPER_GRACE_SEC):
+                        _ignore_gone(api.kill, container_id)
                 pump.done.wait(10)
                 return _killed(how, Phase.RUN, inv)
             pump.done.wait()
@@ -668,6 +700,15 @@ def _write_secrets(inv: Invocation) -> Path:
         elif uid is not None and uid != os.geteuid() and os.geteuid() == 0:
             os.chown(path, uid, -1)
     return directory
+
+
+def _owning_cmd(inv: Invocation, owner: tuple[int, int] | None) -> tuple[str, ...]:
+    """``cmd``, wrapped in `_OWNING_WRAPPER` when its output must be given to ``owner``."""
+    if owner is None:
+        return inv.cmd
+    paths = [inv.output_path, *(m.target for m in inv.mounts if not m.read_only)]
+    script = _OWNING_WRAPPER.format(owner=f"{owner[0]}:{owner[1]}", paths=" ".join(shlex.quote(p) for p in paths))
+    return ("sh", "-c", script, "sh", *inv.cmd)
 
 
 def _numeric_uid(user: str | None) -> int | None:
