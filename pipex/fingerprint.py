@@ -36,13 +36,15 @@ recorded (as in git). File object ids are the store's ids (xxh3-128 of the
 bytes), so a host file and a stored output with the same bytes share an id.
 
 On-disk stat cache: ``<store>/statcache/<xxh3 of the project root>.marshal``,
-one file per project, holding ``{host path: {file: (size, mtime_ns, ino, oid)}}``
+one file per project, holding ``{host path: {file: (size, mtime_ns, ino, ctime_ns, oid)}}``
 behind a magic line. It is written temp-file + ``os.replace`` only when it
 changed, loaded once per process. ``marshal`` because loading 100k entries
 takes ~20 ms (sqlite needs one query per file; pickle is slower). It is a
-cache: a missing, foreign or damaged file is ignored and rebuilt. A file whose
-mtime is within ``_RACY_NS`` of the moment it was hashed is not cached (git's
-"racily clean" problem: an edit in the same mtime tick would go unnoticed).
+cache: a missing, foreign or damaged file is ignored and rebuilt. ``ctime``
+is in the key as in git: tools that restore mtimes (``cp -p``, ``rsync -a``,
+``touch -r``) cannot make an edit look unchanged. A file whose mtime or ctime
+is within ``_RACY_NS`` of the moment it was hashed is not cached (git's
+"racily clean" problem: an edit in the same timestamp tick would go unnoticed).
 
 Next to it, ``<project key>.manifests/<tree hash>.marshal`` keeps the file
 listing of recently hashed trees (at most ``_MAX_MANIFESTS`` per project), so
@@ -87,7 +89,7 @@ FORMAT_VERSION = 1
 # Keys recorded in the document for explanation but not hashed (see module docstring).
 _UNHASHED_KEYS = frozenset({"imageRef"})
 
-_STATCACHE_MAGIC = b"pipex-statcache 1\n"
+_STATCACHE_MAGIC = b"pipex-statcache 2\n"
 _RACY_NS = 2_000_000_000
 _MAX_MANIFESTS = 64
 _CHUNK = 1 << 20
@@ -190,8 +192,8 @@ class HostTree:
     files: Mapping[str, str] = field(repr=False)
 
 
-# One stat-cache entry: (size, mtime_ns, ino, oid).
-_Entry = tuple[int, int, int, str]
+# One stat-cache entry: (size, mtime_ns, ino, ctime_ns, oid).
+_Entry = tuple[int, int, int, int, str]
 
 
 class HostHasher:
@@ -335,8 +337,9 @@ class HostHasher:
                     and entry[0] == st.st_size
                     and entry[1] == st.st_mtime_ns
                     and entry[2] == st.st_ino
+                    and entry[3] == st.st_ctime_ns
                 ):
-                    oid = entry[3]
+                    oid = entry[4]
                 else:
                     try:
                         oid = _store_hash_file(abs_path)
@@ -344,8 +347,8 @@ class HostHasher:
                         msg = f"host file '{project_rel}' cannot be read: {error.strerror}"
                         raise HostPathError(msg) from None
                     self.files_read += 1
-                if now_ns - st.st_mtime_ns > _RACY_NS:
-                    fresh[rel] = (st.st_size, st.st_mtime_ns, st.st_ino, oid)
+                if now_ns - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
+                    fresh[rel] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, oid)
                 files[project_rel] = oid
                 rows.append((rel, "x" if mode & 0o111 else "f", oid))
             else:
