@@ -291,7 +291,7 @@ def test_stat_cache_rereads_only_changed_files(tmp_path: Path, monkeypatch: pyte
     assert [Path(p).name for p in reads] == ["a.csv"]
 
 
-def test_racily_clean_files_are_not_trusted_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_racy_clean_files_are_not_trusted_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every file here was written (ctime) within the racy window: an edit in the
     # same timestamp tick would be invisible to stat, so each is read again.
     root = _project(tmp_path / "p")
