@@ -1,0 +1,55 @@
+"""Checks and normal forms for host paths (inside the project root) and container paths."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from pathlib import Path
+
+__all__ = ["check_host_path", "check_container_path", "slugify", "ID_PATTERN", "CACHE_NAME_PATTERN"]
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+CACHE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def slugify(text: str) -> str:
+    """Lower-case ``text`` and turn every run of other characters into one ``-``."""
+    return re.sub(r"[^a-z0-9_]+", "-", text.lower()).strip("-")
+
+
+def check_host_path(value: str, root: Path, *, must_exist: bool = True) -> tuple[str, str | None]:
+    """Return ``(normalised, error)`` for a host path relative to ``root`` (already resolved).
+
+    The path must be relative, must stay inside the root after ``..`` and
+    symlinks are resolved, and (by default) must exist. The normal form is
+    lexical (``./a/../b`` -> ``b``), POSIX, relative: moving the project
+    keeps it, and a symlink is still resolved at use time.
+    """
+    if value.startswith("/") or value.startswith("~") or re.match(r"^[A-Za-z]:[\\/]", value):
+        return value, f"must be a path relative to the project root, got '{value}'"
+    normal = posixpath.normpath(value.replace("\\", "/"))
+    if normal == ".." or normal.startswith("../"):
+        return normal, f"'{value}' is outside the project root"
+    target = root / normal
+    try:
+        resolved = target.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return normal, f"'{value}' cannot be resolved (symlink loop?)"
+    if resolved != root and not resolved.is_relative_to(root):
+        return normal, f"'{value}' resolves to {resolved}, outside the project root"
+    if must_exist and not os.path.exists(resolved):
+        return normal, f"'{value}' does not exist in the project root"
+    return normal, None
+
+
+def check_container_path(value: str) -> tuple[str, str | None]:
+    """Return ``(normalised, error)`` for a container path: absolute, no ``..``, not ``/``."""
+    if not value.startswith("/"):
+        return value, f"must be an absolute container path, got '{value}'"
+    if ".." in value.split("/"):
+        return value, f"must not contain '..', got '{value}'"
+    normal = "/" + posixpath.normpath(value).lstrip("/")
+    if normal == "/":
+        return normal, "cannot be '/'"
+    return normal, None
