@@ -18,7 +18,6 @@ import copyreg
 import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -98,6 +97,8 @@ def write(key: str, value: Any) -> None:
     pickler.dispatch_table[MappingProxyType] = _reduce_mapping_proxy
     try:
         pickler.dump(value)
+        import tempfile
+
         directory = cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pickle")

@@ -146,11 +146,8 @@ def _still_valid(entry: _CacheEntry, root: Path) -> bool:
     """The cheap re-checks of a cache hit: files read while loading, and host paths."""
     if not all(dep.unchanged() for dep in entry.dependencies):
         return False
-    for step in entry.pipeline.steps:
-        for mapping in (*step.mounts, *step.sources):
-            if check_host_path(mapping.host, root)[1] is not None:
-                return False
-    return True
+    hosts = {m.host for step in entry.pipeline.steps for m in (*step.mounts, *step.sources)}
+    return all(check_host_path(host, root)[1] is None for host in hosts)
 
 
 def _load(

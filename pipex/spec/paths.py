@@ -31,12 +31,13 @@ def check_host_path(value: str, root: Path, *, must_exist: bool = True) -> tuple
     normal = posixpath.normpath(value.replace("\\", "/"))
     if normal == ".." or normal.startswith("../"):
         return normal, f"'{value}' is outside the project root"
-    target = root / normal
+    # os.path rather than pathlib: a cache hit re-runs this for every mount.
+    base = str(root)
     try:
-        resolved = target.resolve()
-    except (OSError, RuntimeError):  # a symlink loop
+        resolved = os.path.realpath(os.path.join(base, normal), strict=False)
+    except (OSError, RuntimeError):  # a symlink loop on some platforms
         return normal, f"'{value}' cannot be resolved (symlink loop?)"
-    if resolved != root and not resolved.is_relative_to(root):
+    if resolved != base and not resolved.startswith(base.rstrip(os.sep) + os.sep):
         return normal, f"'{value}' resolves to {resolved}, outside the project root"
     if must_exist and not os.path.exists(resolved):
         return normal, f"'{value}' does not exist in the project root"
