@@ -353,7 +353,9 @@ class DockerExecutor:
                 entrypoint=list(KEEPER_CMD if keeper else _owning_cmd(inv, wrap_owner)),
                 command=[],
                 environment=env,
-                user=inv.user or "",
+                # The keeper runs as root so its root execs keep the capabilities to
+                # chown; setup and cmd are exec'd as the step's user instead.
+                user="" if keeper else (inv.user or ""),
                 working_dir=inv.workdir,
                 labels=dict(inv.labels),
                 host_config=api.create_host_config(**host_config),
@@ -439,7 +441,7 @@ class DockerExecutor:
                 lock = inv.setup_lock() if inv.setup_lock is not None else nullcontext()
                 with lock:
                     code = self._exec(
-                        container_id, inv.setup_cmd, setup_env, None, sink, cancel, stop, deadline, Phase.SETUP
+                        container_id, inv.setup_cmd, setup_env, inv.user, sink, cancel, stop, deadline, Phase.SETUP
                     )
                 if code != 0:
                     self._fix_owner(container_id, owner, owned_paths)
@@ -447,7 +449,7 @@ class DockerExecutor:
                 if inv.setup_network and not inv.network:
                     with _mapped_errors(f"isolating step '{inv.step_id}' from the network"):
                         api.disconnect_container_from_network(container_id, "bridge", force=True)
-            code = self._exec(container_id, inv.cmd, {}, None, sink, cancel, stop, deadline)
+            code = self._exec(container_id, inv.cmd, {}, inv.user, sink, cancel, stop, deadline)
             self._fix_owner(container_id, owner, owned_paths)
             return _finished(code, Phase.RUN)
         except _Killed as killed:
