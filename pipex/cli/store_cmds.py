@@ -2,4 +2,138 @@
 
 from __future__ import annotations
 
-from pipex.cli import app  # noqa: F401
+import dataclasses
+import enum
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from pipex.cli import app
+from pipex.errors import LockBusyError, UsageError
+
+_STORE_HELP = "Store root (default: $PIPEX_STORE, else the user cache dir)."
+
+
+def _open(store: Optional[Path]) -> Any:
+    from pipex.store import Store, default_root
+
+    return Store.open(default_root(store))
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _wait_for_builds(store: Any) -> None:
+    # gc and repair need the store to themselves; say why we sit there.
+    try:
+        with store.exclusive_lock(blocking=False):
+            return
+    except LockBusyError:
+        typer.echo("pipex: waiting for running builds to finish…", err=True)
+
+
+def _gc_line(report: Any) -> str:
+    verb = "would remove" if report.dry_run else "removed"
+    return (
+        f"{verb} {report.runs} runs, {report.trees} trees, {report.objects} objects, "
+        f"{report.checkouts} checkouts ({_size(report.bytes)}); "
+        f"kept {report.kept_runs} runs, {report.kept_trees} trees, {report.kept_objects} objects"
+    )
+
+
+@app.command("gc")
+def gc_command(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be removed; remove nothing."),
+    store: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Delete runs, trees, objects and checkouts that no workspace ref or pin reaches."""
+    from pipex.store import gc
+
+    opened = _open(store)
+    if not dry_run:
+        _wait_for_builds(opened)
+    report = gc(opened, dry_run=dry_run)
+    typer.echo(json.dumps(_plain(report)) if json_output else _gc_line(report))
+
+
+@app.command("prune")
+def prune_command(
+    workspace: Optional[str] = typer.Argument(None, help="Workspace to prune (default: the one of this directory)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be removed; remove nothing."),
+    store: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Keep only a workspace's current run per step (drop failed runs), then collect garbage."""
+    from pipex.store import prune
+
+    opened = _open(store)
+    if workspace is None:
+        here = Path(os.getcwd()).resolve()
+        mine = [ws for ws in opened.workspaces() if opened.workspace_project_root(ws) == here]
+        if len(mine) != 1:
+            known = ", ".join(opened.workspaces()) or "none"
+            msg = f"name the workspace to prune (workspaces in the store: {known})"
+            raise UsageError(msg)
+        workspace = mine[0]
+    if not dry_run:
+        _wait_for_builds(opened)
+    report = prune(opened, workspace, dry_run=dry_run)
+    if json_output:
+        typer.echo(json.dumps(_plain(report)))
+        return
+    verb = "would drop" if dry_run else "dropped"
+    typer.echo(f"{workspace}: {verb} {report.refs_dropped} old refs; {_gc_line(report.gc)}")
+
+
+@app.command("verify")
+def verify_command(
+    repair: bool = typer.Option(False, "--repair", help="Quarantine damage and drop the runs that need it."),
+    store: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Re-hash every object and check every tree, run and ref; exit 1 if anything is damaged."""
+    from pipex.store import verify
+
+    opened = _open(store)
+    if repair:
+        _wait_for_builds(opened)
+    report = verify(opened, repair=repair)
+    if json_output:
+        typer.echo(json.dumps({**_plain(report), "ok": report.ok}))
+    else:
+        for problem in report.problems:
+            typer.echo(f"{problem.kind.value}: {problem.name}: {problem.detail}")
+        typer.echo(
+            f"checked {report.objects} objects ({_size(report.bytes)}), {report.trees} trees, "
+            f"{report.runs} runs, {report.refs} refs: "
+            + ("no damage" if report.ok else f"{len(report.problems)} problems")
+        )
+        if report.repaired:
+            typer.echo(
+                f"repaired: quarantined {report.quarantined}, dropped {report.runs_dropped} runs, "
+                f"{report.refs_dropped} refs, {report.trees_dropped} trees; the next build re-runs those steps"
+            )
+    if not report.ok:
+        raise typer.Exit(1)

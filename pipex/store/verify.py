@@ -1,0 +1,245 @@
+"""verify: re-hash every object, re-check every tree, run and ref; with repair, take damage out of service.
+
+Repair never tries to fix content. It moves corrupt objects and trees into
+``quarantine/`` (for a human to look at), removes trees that name missing or
+corrupt objects, checkouts of those trees (they hard-link the same damaged
+inodes), runs whose meta or tree is damaged, and every ref or pin naming
+such a run — so the next build sees those steps as never built and runs
+them again, recreating what was lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import time
+from dataclasses import dataclass, field
+
+from pipex.errors import StoreError
+from pipex.store._fs import fsync_dir, rmtree, store_errors
+from pipex.store.objects import hash_file, is_oid
+from pipex.store.refs import REF_KINDS, read_link
+from pipex.store.runs import load_meta
+from pipex.store.store import Store
+from pipex.store.trees import decode_tree
+
+__all__ = ["ProblemKind", "Problem", "VerifyReport", "verify"]
+
+
+class ProblemKind(enum.Enum):
+    """What verify found wrong."""
+
+    CORRUPT_OBJECT = "corrupt-object"
+    MISSING_OBJECT = "missing-object"
+    CORRUPT_TREE = "corrupt-tree"
+    MISSING_TREE = "missing-tree"
+    DAMAGED_RUN = "damaged-run"
+    DANGLING_REF = "dangling-ref"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One piece of damage: its kind, the name of the damaged thing, and a human detail."""
+
+    kind: ProblemKind
+    name: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What verify checked, what it found, and (with ``repair``) what it took out of service."""
+
+    objects: int
+    bytes: int
+    trees: int
+    runs: int
+    refs: int
+    problems: tuple[Problem, ...] = ()
+    repaired: bool = False
+    quarantined: int = 0
+    runs_dropped: int = 0
+    refs_dropped: int = 0
+    trees_dropped: int = 0
+    checkouts_dropped: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is damaged."""
+        return not self.problems
+
+
+def verify(store: Store, *, repair: bool = False) -> VerifyReport:
+    """Check the whole store; with ``repair``, quarantine and drop damaged things so they rebuild."""
+    lock = store.exclusive_lock() if repair else store.shared_lock()
+    with lock, store_errors("verify failed"):
+        return _verify(store, repair)
+
+
+def _verify(store: Store, repair: bool) -> VerifyReport:
+    root = store.root
+    problems: list[Problem] = []
+
+    # Objects: the name must be the hash of the content.
+    good_objects: set[str] = set()
+    corrupt_objects: list[str] = []
+    n_objects = n_bytes = 0
+    for prefix in sorted(os.listdir(root / "objects")):
+        with os.scandir(root / "objects" / prefix) as it:
+            for entry in it:
+                key = prefix + entry.name
+                oid = key[:-2] if key.endswith(".x") else key
+                if not is_oid(oid):
+                    continue  # not an object name: nothing references it, gc sweeps it
+                n_objects += 1
+                try:
+                    n_bytes += entry.stat(follow_symlinks=False).st_size
+                    actual = hash_file(entry.path)
+                except OSError as error:
+                    actual = f"unreadable: {error.strerror}"
+                if actual == oid:
+                    good_objects.add(key)
+                else:
+                    corrupt_objects.append(key)
+                    problems.append(Problem(ProblemKind.CORRUPT_OBJECT, key, f"content hashes to {actual}"))
+
+    # Trees: the name must be the hash, the format valid, every object present and sound.
+    bad_trees: set[str] = set()
+    corrupt_trees: list[str] = []
+    n_trees = 0
+    for prefix in sorted(os.listdir(root / "trees")):
+        for name in sorted(os.listdir(root / "trees" / prefix)):
+            tree_id = prefix + name.removesuffix(".json")
+            if not name.endswith(".json") or not is_oid(tree_id):
+                continue
+            n_trees += 1
+            try:
+                tree = decode_tree(tree_id, (root / "trees" / prefix / name).read_bytes())
+            except (StoreError, OSError) as error:
+                corrupt_trees.append(tree_id)
+                bad_trees.add(tree_id)
+                problems.append(Problem(ProblemKind.CORRUPT_TREE, tree_id, str(error)))
+                continue
+            for entry in tree.entries:
+                if entry.oid is None:
+                    continue
+                key = entry.oid + (".x" if entry.executable else "")
+                if key not in good_objects:
+                    bad_trees.add(tree_id)
+                    if key not in corrupt_objects:
+                        where = entry.path.decode("utf-8", "backslashreplace")
+                        problems.append(Problem(ProblemKind.MISSING_OBJECT, key, f"named by {where!r} in tree {tree_id}"))
+
+    # Runs: meta readable, output tree present and sound.
+    bad_runs: set[str] = set()
+    runs = store.runs()
+    for run_id in runs:
+        try:
+            meta = load_meta(run_id, root / "runs" / run_id)
+        except StoreError as error:
+            bad_runs.add(run_id)
+            problems.append(Problem(ProblemKind.DAMAGED_RUN, run_id, str(error)))
+            continue
+        tree = meta.get("output_tree")
+        if tree is None:
+            continue
+        if not is_oid(tree) or not store.tree_path(tree).is_file():
+            bad_runs.add(run_id)
+            problems.append(Problem(ProblemKind.MISSING_TREE, run_id, f"output tree {tree} is missing"))
+        elif tree in bad_trees:
+            bad_runs.add(run_id)  # the tree's own problem is already reported
+
+    # Refs and pins: they must name a run.
+    bad_refs: list[tuple[str, str, str]] = []
+    n_refs = 0
+    for ws in store.workspaces():
+        for kind in REF_KINDS:
+            try:
+                names = sorted(os.listdir(root / "workspaces" / ws / kind))
+            except FileNotFoundError:
+                continue
+            for step in names:
+                n_refs += 1
+                run_id = read_link(root / "workspaces" / ws / kind / step)
+                if run_id is None or not (root / "runs" / run_id).is_dir():
+                    bad_refs.append((ws, kind, step))
+                    problems.append(Problem(ProblemKind.DANGLING_REF, f"{ws}/{kind}/{step}", f"names missing run {run_id}"))
+                elif run_id in bad_runs:
+                    bad_refs.append((ws, kind, step))
+    bad_pins = [p for p in store.pins() if p in bad_runs or not (root / "runs" / p).is_dir()]
+    for pin in bad_pins:
+        if pin not in bad_runs:
+            problems.append(Problem(ProblemKind.DANGLING_REF, f"pin:{pin}", "names a missing run"))
+
+    counts: dict[str, int] = {}
+    for problem in problems:
+        counts[problem.kind.value] = counts.get(problem.kind.value, 0) + 1
+    report = VerifyReport(
+        objects=n_objects, bytes=n_bytes, trees=n_trees, runs=len(runs), refs=n_refs, problems=tuple(problems), counts=counts
+    )
+    if not repair or not problems:
+        return report
+    return _repair(store, report, corrupt_objects, corrupt_trees, bad_trees, bad_runs, bad_refs, bad_pins)
+
+
+def _repair(
+    store: Store,
+    report: VerifyReport,
+    corrupt_objects: list[str],
+    corrupt_trees: list[str],
+    bad_trees: set[str],
+    bad_runs: set[str],
+    bad_refs: list[tuple[str, str, str]],
+    bad_pins: list[str],
+) -> VerifyReport:
+    root = store.root
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    quarantine = root / "quarantine" / stamp
+    quarantined = 0
+    # Order: refs first, then runs, trees, objects — at every step the store is consistent.
+    for ws, kind, step in bad_refs:
+        store.remove_ref(ws, step, kind=kind)
+    for pin in bad_pins:
+        store.unpin(pin)
+    for run_id in sorted(bad_runs):
+        rmtree(store._retire(root / "runs" / run_id))
+    if bad_runs:
+        fsync_dir(root / "runs")
+    checkouts = 0
+    for tree_id in sorted(bad_trees):
+        checkout = root / "checkouts" / tree_id
+        if checkout.exists():
+            rmtree(store._retire(checkout))
+            checkouts += 1
+    for tree_id in sorted(bad_trees):
+        path = store.tree_path(tree_id)
+        if tree_id in corrupt_trees:
+            (quarantine / "trees").mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(path, quarantine / "trees" / path.name)
+                quarantined += 1
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    for key in corrupt_objects:
+        (quarantine / "objects").mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(root / "objects" / key[:2] / key[2:], quarantine / "objects" / key)
+            quarantined += 1
+    return VerifyReport(
+        objects=report.objects,
+        bytes=report.bytes,
+        trees=report.trees,
+        runs=report.runs,
+        refs=report.refs,
+        problems=report.problems,
+        repaired=True,
+        quarantined=quarantined,
+        runs_dropped=len(bad_runs),
+        refs_dropped=len(bad_refs) + len(bad_pins),
+        trees_dropped=len(bad_trees),
+        checkouts_dropped=checkouts,
+        counts=report.counts,
+    )
