@@ -304,12 +304,19 @@ class Planner:
     # -- store access (read only) ------------------------------------------
 
     def _meta(self, run_id: str | None) -> dict[str, Any] | None:
+        """The meta of a sound run (what ``store.has_run`` checks), read once per run id; else None."""
         if not run_id:
             return None
         if run_id not in self._metas:
+            meta: dict[str, Any] | None
             try:
-                meta = self.store.read_run(run_id).meta if self.store.has_run(run_id) else None
+                meta = self.store.read_run(run_id).meta
             except (PipexError, OSError, KeyError, ValueError):
+                meta = None
+            # NOTE: the same test as Store.has_run, without parsing meta.json twice.
+            tree = meta.get("output_tree") if meta else None
+            has_tree = getattr(self.store, "has_tree", None)
+            if tree and has_tree is not None and not has_tree(tree):
                 meta = None
             self._metas[run_id] = meta
         return self._metas[run_id]
@@ -438,8 +445,8 @@ class Planner:
             step, input_trees=input_trees, image_id=image_id, host_hasher=self.host_hasher
         )
         forced = step_id in self._forced
-        if not forced and self.store.has_run(fingerprint):
-            meta = self._meta(fingerprint) or {}
+        meta = None if forced else self._meta(fingerprint)
+        if meta is not None:
             finished = meta.get("finished_at")
             age = max(0.0, time.time() - float(finished)) if finished is not None else None
             return StepPlan(

@@ -1,14 +1,15 @@
-"""Test helpers for the planner: tiny pipelines and a store seeded with fake run records."""
+"""Test helpers for the planner: tiny pipelines and a real store seeded with run records (no Docker)."""
 
 from __future__ import annotations
 
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipex.fingerprint import HostHasher
-from pipex.plan import Plan, StepStatus, make_plan
+from pipex.plan import Plan, StepPlan, StepStatus, make_plan
+from pipex.store import Store
 from pipex.spec.model import InputRef, PathMapping, Pipeline, Step
 
 IMAGE = "python:3.12-slim"
@@ -32,35 +33,35 @@ def pipeline(root: Path, *steps: Step, pipeline_id: str = "demo") -> Pipeline:
     return Pipeline(id=pipeline_id, root=root, file=root / "pipeline.yaml", steps=tuple(steps))
 
 
-@dataclass(frozen=True)
-class FakeRun:
-    """What read_run returns."""
-
-    run_id: str
-    path: Path
-    meta: dict
+def open_store(root: Path) -> Store:
+    """A real, empty store at ``root``."""
+    return Store.open(root)
 
 
-class FakeStore:
-    """The read side of the store API the planner uses, seeded in memory."""
+def tree_of(store: Store, step_id: str, version: int = 0) -> str:
+    """The tree id of a small output unique to (step, version), ingested into ``store``."""
+    with tempfile.TemporaryDirectory(dir=store.root.parent) as tmp:
+        (Path(tmp) / "out.txt").write_text(f"{step_id} v{version}\n")
+        return store.ingest(Path(tmp)).tree_id
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.runs: dict[str, dict] = {}
-        self.refs: dict[tuple[str, str], str] = {}
 
-    def has_run(self, run_id: str) -> bool:
-        return run_id in self.runs
-
-    def read_run(self, run_id: str) -> FakeRun:
-        return FakeRun(run_id, self.root / "runs" / run_id, self.runs[run_id])
-
-    def get_ref(self, workspace: str, step_id: str) -> str | None:
-        return self.refs.get((workspace, step_id))
-
-    def record(self, workspace: str, step_id: str, fingerprint: str, meta: dict) -> None:
-        self.runs[fingerprint] = meta
-        self.refs[(workspace, step_id)] = fingerprint
+def record(store: Store, workspace: str, pipe: Pipeline, decided: StepPlan, version: int = 0, *, age: float = 60.0) -> str:
+    """Record a RUN step of a plan as if it had run and produced (step, version) output; move the ref."""
+    store.record_run(
+        decided.fingerprint,
+        {
+            "step": decided.step_id,
+            "fingerprint": decided.fingerprint,
+            "fingerprint_doc": decided.document,
+            "output_tree": tree_of(store, decided.step_id, version),
+            "finished_at": time.time() - age,
+            "image_ref": pipe.step(decided.step_id).image,
+            "image_id": decided.image_id,
+        },
+        None,
+    )
+    store.set_ref(workspace, decided.step_id, decided.fingerprint)
+    return decided.fingerprint
 
 
 def resolver(mapping: dict[str, str | None] | None = None, calls: list | None = None):
@@ -75,12 +76,7 @@ def resolver(mapping: dict[str, str | None] | None = None, calls: list | None = 
     return resolve
 
 
-def tree_of(step_id: str, version: int = 0) -> str:
-    """A fake output tree id."""
-    return f"tree-{step_id}-{version}"
-
-
-def build_all(pipe: Pipeline, store: Any, *, workspace: str = "demo", outputs: dict[str, str] | None = None, **kwargs: Any) -> Plan:
+def build_all(pipe: Pipeline, store: Store, *, workspace: str = "demo", outputs: dict[str, int] | None = None, **kwargs: Any) -> Plan:
     """Pretend to build: plan, record every RUN step (then re-plan pending ones) until nothing runs."""
     outputs = outputs or {}
     kwargs.setdefault("image_resolver", resolver())
@@ -90,18 +86,7 @@ def build_all(pipe: Pipeline, store: Any, *, workspace: str = "demo", outputs: d
         if not runs:
             return plan
         for decided in runs:
-            store.record(
-                workspace,
-                decided.step_id,
-                decided.fingerprint,
-                {
-                    "fingerprint_doc": decided.document,
-                    "output_tree": outputs.get(decided.step_id, tree_of(decided.step_id)),
-                    "finished_at": time.time() - 60,
-                    "image_ref": pipe.step(decided.step_id).image,
-                    "image_id": decided.image_id,
-                },
-            )
+            record(store, workspace, pipe, decided, outputs.get(decided.step_id, 0))
         kwargs.pop("force", None)
     raise AssertionError("build did not converge")
 
