@@ -1,30 +1,38 @@
 """Runs one step in one container through docker-py: the only module in pipex that imports docker.
 
-Design (measured with ``bench/step_overhead_baseline``; figures in the module's
-tests and the closing note of issue 5):
+Design (measured with ``bench/step_overhead_baseline``: 20 trivial steps
+against 20 bare create+start+wait+remove; on this machine bare ≈ 180 ms/step,
+direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
 
 * Low-level ``docker.APIClient`` only: the high-level ``containers.create``
   adds an inspect per call, and per-step API calls are the overhead budget.
   ``docker`` is imported on first connection, so ``import pipex.executor``
-  (and an all-cached build) never loads it.
+  (and an all-cached build) never loads it. Passing an image id
+  (``sha256:…``, as `resolve_images` returns) saves the image lookup.
 * Two ways to run a step, chosen per invocation:
 
-  - *direct*: ``cmd`` is the container's main process (create, [put_archive],
-    attach, start, wait, remove: the bare docker cycle plus one attach). Used
-    when there is no setup phase and no ownership fix is needed.
-  - *keeper*: the main process is an idle ``sh`` loop; setup and ``cmd`` run
-    via exec, so the network can be disconnected between them and, after
-    ``cmd`` (or on timeout/cancel, after killing it), a root exec can
-    ``chown -R`` the output and caches to the caller. Needs ``sh`` in the image.
+  - *direct* (no setup phase): ``cmd`` is the container's main process:
+    create, [put_archive], attach, start, wait, remove — the bare docker
+    cycle plus one attach.
+  - *keeper* (a setup phase, or ownership to fix for a step with its own
+    non-root ``user``): the main process is an idle ``sh`` loop running as
+    root; setup and ``cmd`` are exec'd as the step's user, so the network can
+    be disconnected between them and root execs can kill and chown at the
+    end. Each exec costs ~40 ms, hence not the default. Needs ``sh``.
 
 * Ownership (NOTE): containers run as root unless the step sets ``user``, so
   files they write into the bind-mounted output belong to root. When pipex
-  itself runs as root nothing is needed. Otherwise the keeper mode is used and
-  the output path and rw caches are chowned to ``Invocation.owner`` (default:
-  this process's uid/gid) before the container is removed; running steps as
-  the caller's uid instead would break steps that install packages as root.
+  itself runs as root nothing is needed. Otherwise the output path and rw
+  caches are ``chown -R``'d to ``Invocation.owner`` (default: this process's
+  uid/gid) before the container goes: in direct mode by an ``sh`` wrapper
+  around ``cmd`` (it also traps the SIGTERM pipex sends on timeout/cancel,
+  kills ``cmd`` and chowns before exiting), in keeper mode by a root exec.
+  Running steps as the caller's uid instead would break steps that install
+  packages as root. An image without ``sh``/``chown`` needs pipex run as root.
 * ``cmd`` is the full argv in both modes: the image's ENTRYPOINT is replaced
   (exec ignores it anyway), so a step means the same thing in either mode.
+* A container the engine refuses to start (no such command, unknown user)
+  is a failed step (127 / 126, message "cannot start: …"), not a pipex error.
 * Network: ``network_mode="none"`` unless a phase needs it; a setup with
   network on an isolated step starts on the default bridge and is
   disconnected before ``cmd``. Network-enabled phases get the proxy variables
@@ -140,7 +148,7 @@ class DockerExecutor:
             # plus short calls per worker thread.
             return docker.APIClient(version="auto", timeout=60, max_pool_size=64, **kwargs)
         except (DockerException, OSError) as error:
-            msg = f"cannot connect to the Docker daemon at {where}: {_reason(error)}"
+            msg = f"cannot connect to the Docker daemon at {where}: {_connect_reason(error)}"
             raise DockerUnavailableError(msg) from None
 
     def close(self) -> None:
@@ -401,8 +409,9 @@ class DockerExecutor:
             sock = api.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
         pump = _Pump(sock, sink)
         try:
-            with _mapped_errors(f"starting the container of step '{inv.step_id}'"):
-                api.start(container_id)
+            failed_start = _start(api, container_id)
+            if failed_start is not None:
+                return failed_start
             deadline = _deadline(inv.timeout_sec)
             how = _wait(pump.done, cancel, stop, deadline)
             if how is not None:
@@ -431,8 +440,9 @@ class DockerExecutor:
     ) -> tuple[int, bool, bool, Phase | None, str | None]:
         """Start the idle keeper, run setup and ``cmd`` via exec, then fix ownership."""
         api = self.api
-        with _mapped_errors(f"starting the container of step '{inv.step_id}'"):
-            api.start(container_id)
+        failed_start = _start(api, container_id, keeper=True)
+        if failed_start is not None:
+            return failed_start
         deadline = _deadline(inv.timeout_sec)
         owned_paths = [inv.output_path, *(m.target for m in inv.mounts if not m.read_only)]
         try:
@@ -630,6 +640,29 @@ def _shutdown(sock: Any) -> None:
             return
 
 
+def _start(api: Any, container_id: str, keeper: bool = False) -> tuple[int, bool, bool, Phase | None, str] | None:
+    """Start the container; a start the engine refuses (no such cmd, unknown user...) fails the step.
+
+    Returns None when started, else the step's failure (127 when the command is
+    missing, as a shell reports it; 126 otherwise).
+    """
+    from docker.errors import APIError
+
+    try:
+        api.start(container_id)
+        return None
+    except APIError as error:
+        reason = _reason(error)
+        if error.status_code is not None and error.status_code < 500 and error.status_code != 400:
+            raise _map_error(error, "starting a step's container") from None
+        missing = "not found" in reason or "no such file" in reason
+        if keeper:
+            reason += " (steps with a setup phase need `sh` in the image)"
+        return (127 if missing else 126), False, False, Phase.RUN, f"cannot start: {reason}"
+    except Exception as error:
+        raise _map_error(error, "starting a step's container") from None
+
+
 def _deadline(timeout_sec: float | None) -> float | None:
     return None if timeout_sec is None else time.monotonic() + timeout_sec
 
@@ -787,17 +820,34 @@ def _reason(error: BaseException) -> str:
     return line[:300]
 
 
+def _connect_reason(error: BaseException) -> str:
+    """Why a connection failed, in words a user can act on (docker-py nests requests' errors)."""
+    text = str(error)
+    for needle, reason in (
+        ("No such file or directory", "no socket there (is the daemon running?)"),
+        ("FileNotFoundError", "no socket there (is the daemon running?)"),
+        ("Connection refused", "connection refused (is the daemon running?)"),
+        ("Permission denied", "permission denied (is this user in the docker group?)"),
+        ("timed out", "the daemon did not answer in time"),
+    ):
+        if needle in text:
+            return reason
+    return _reason(error)
+
+
 def _pull_error(ref: str, reason: str) -> ImageError:
     return ImageError(f"image '{ref}' not found locally and cannot be pulled: {reason}")
 
 
 def _map_error(error: BaseException, doing: str) -> PipexError:
     """Turn a docker-py / transport error into a one-line PipexError."""
-    from docker.errors import APIError, ImageNotFound
+    from docker.errors import APIError, DockerException, ImageNotFound
 
     if isinstance(error, ImageNotFound):
         return ImageError(f"{doing}: {_reason(error)}")
     if isinstance(error, APIError):
+        return ContainerError(f"{doing}: {_reason(error)}")
+    if isinstance(error, DockerException):  # raised by docker-py itself: a bad argument, not the daemon
         return ContainerError(f"{doing}: {_reason(error)}")
     return DockerUnavailableError(f"{doing}: the Docker daemon stopped answering: {_reason(error)}")
 

@@ -532,3 +532,35 @@ def test_importing_the_contract_does_not_import_docker() -> None:
     code = "import sys, pipex.executor, pipex.executor.base, pipex.executor.network; print('docker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("setup", [None, ("true",)], ids=["direct", "keeper"])
+def test_missing_command_fails_the_step_with_127(
+    executor: Any, make_invocation: MakeInvocation, setup: tuple[str, ...] | None
+) -> None:
+    result = run(executor, make_invocation(("/no/such/tool", "arg"), setup_cmd=setup))
+    assert (result.exit_code, result.failed_phase) == (127, Phase.RUN) or (
+        setup is not None and result.exit_code in (126, 127)
+    )
+    assert not result.ok and result.message
+
+
+def test_keeper_mode_runs_setup_and_cmd_as_the_step_user_with_its_env(
+    executor: Any, make_invocation: MakeInvocation
+) -> None:
+    inv = make_invocation(
+        "id -u; echo $WHO",
+        setup_cmd=("sh", "-c", "id -u; echo setup-$WHO"),
+        user="65534",
+        env={"WHO": "me"},
+    )
+    assert run(executor, inv).ok
+    assert stdout(inv) == "65534\nsetup-me\n65534\nme\n"
+
+
+def test_invalid_resource_value_is_a_one_line_pipex_error(executor: Any, make_invocation: MakeInvocation) -> None:
+    from pipex.errors import ContainerError
+
+    with pytest.raises(ContainerError) as raised:
+        run(executor, make_invocation("true", memory="lots"))
+    assert "memory" in str(raised.value) and "\n" not in str(raised.value)
