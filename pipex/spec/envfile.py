@@ -55,8 +55,8 @@ def parse_env_text(text: str, *, file: str = "<env>") -> dict[str, str]:
         key = match.group(0)
         rest = line[match.end() :].lstrip()
         if not rest.startswith("="):
-            msg = f"expected '=' after {key!r}"
-            raise SpecError(msg, file=file, line=number)
+            msg = f"expected KEY=VALUE, got {raw.strip()!r}"
+            raise SpecError(msg, file=file, line=number, column=1)
         rest = rest[1:].lstrip()
         if rest.startswith('"'):
             value, rest, index = _double_quoted(rest[1:], lines, index, file, number)

@@ -22,6 +22,8 @@ class Expanded:
     errors: list[SpecError] = field(default_factory=list)
     dependencies: list[Path] = field(default_factory=list)
     cacheable: bool = True
+    positions: list[int] = field(default_factory=list)
+    unbuilt: list[str] = field(default_factory=list)
 
 
 def _step_schema() -> dict[str, Any]:
@@ -99,6 +101,7 @@ def expand_steps(
         if "uses" in raw:
             applied = _apply_kit(raw, i, doc, root, config, out)
             if applied is None:
+                out.unbuilt.append(step_id_of(raw))
                 continue
             step_raw, kit_env, generated = applied
         ctx = StepContext(
@@ -109,4 +112,5 @@ def expand_steps(
         out.errors.extend(ctx.errors)
         out.dependencies.extend(ctx.env_files)
         out.steps.append(step)
+        out.positions.append(i)
     return out

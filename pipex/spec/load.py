@@ -30,8 +30,9 @@ def find_pipeline_file(path: Path | None = None) -> Path:
             candidate = target / name
             if candidate.is_file():
                 return candidate
-        msg = f"no pipeline file ({', '.join(PIPELINE_FILES)}) in this directory"
-        raise SpecError(msg, file=str(target))
+        where = "the current directory" if path is None else f"'{target}'"
+        msg = f"no pipeline file ({', '.join(PIPELINE_FILES)}) in {where}"
+        raise SpecError(msg)
     if not target.exists():
         msg = "no such file or directory"
         raise SpecError(msg, file=str(target))
@@ -172,9 +173,9 @@ def _load(
         config = load_config(root)
     cli_env = read_env_files(env_files)
     expanded = expand_steps(data["steps"], doc, root, cli_env, config)
-    errors = expanded.errors
-    if not errors:
-        errors = check_graph(expanded.steps, doc, data["steps"])
+    errors = expanded.errors + check_graph(
+        expanded.steps, doc, data["steps"], expanded.positions, expanded.unbuilt
+    )
     _raise(errors)
     pipeline_id = data.get("id") or slugify(data.get("name") or "") or slugify(root.name) or "pipeline"
     pipeline = Pipeline(id=pipeline_id, root=root, file=file, steps=tuple(expanded.steps), name=data.get("name"))

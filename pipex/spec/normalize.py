@@ -229,23 +229,37 @@ def build_step(raw: Mapping[str, Any], ctx: StepContext) -> Step:
     return step
 
 
-def check_graph(steps: Sequence[Step], doc: Document, raw_steps: Sequence[Any]) -> list[SpecError]:
-    """Unique ids, inputs that name existing steps, and no cycles."""
+def check_graph(
+    steps: Sequence[Step],
+    doc: Document,
+    raw_steps: Sequence[Any],
+    positions: Sequence[int] | None = None,
+    unbuilt: Sequence[str] = (),
+) -> list[SpecError]:
+    """Unique ids, inputs that name existing steps, and no cycles.
+
+    ``positions[k]`` is the index in the file of ``steps[k]`` (steps whose kit
+    failed are missing); ``unbuilt`` are their ids, still valid input names.
+    """
+    if positions is None:
+        positions = range(len(steps))
     errors: list[SpecError] = []
     first: dict[str, int] = {}
-    for i, step in enumerate(steps):
+    where: list[PathPart]
+    for k, step in enumerate(steps):
+        i = positions[k]
         if step.id in first:
-            where: list[PathPart] = ["steps", i, "id"] if raw_steps[i].get("id") else ["steps", i, "name"]
-            errors.append(doc.error(f"duplicate step id '{step.id}' (also steps[{first[step.id]}])", where))
+            where = ["steps", i, "id"] if raw_steps[i].get("id") else ["steps", i, "name"]
+            errors.append(doc.error(f"duplicate step id '{step.id}' (also steps[{positions[first[step.id]]}])", where))
         else:
-            first[step.id] = i
-    ids = list(first)
-    for i, step in enumerate(steps):
+            first[step.id] = k
+    ids = [*first, *unbuilt]
+    for k, step in enumerate(steps):
         for j, ref in enumerate(step.inputs):
-            if ref.step not in first:
-                where = _input_path(raw_steps[i], i, j)
+            if ref.step not in first and ref.step not in unbuilt:
+                where = _input_path(raw_steps[positions[k]], positions[k], j)
                 errors.append(doc.error(f"unknown step '{ref.step}'{suggest(ref.step, ids)}", where))
-    errors.extend(_cycles(steps, first, doc, raw_steps))
+    errors.extend(_cycles(steps, first, doc, raw_steps, positions))
     return errors
 
 
@@ -257,7 +271,7 @@ def _input_path(raw: Mapping[str, Any], i: int, j: int) -> list[PathPart]:
 
 
 def _cycles(
-    steps: Sequence[Step], index: Mapping[str, int], doc: Document, raw_steps: Sequence[Any]
+    steps: Sequence[Step], index: Mapping[str, int], doc: Document, raw_steps: Sequence[Any], positions: Sequence[int]
 ) -> list[SpecError]:
     """Find dependency cycles with an iterative DFS; report each cycle once."""
     errors: list[SpecError] = []
@@ -290,7 +304,8 @@ def _cycles(
                     first_at = min(range(len(flow)), key=lambda n: index[flow[n]])
                     flow = flow[first_at:] + flow[:first_at]
                     text = " -> ".join([*flow, flow[0]])
-                    where = _input_path(raw_steps[index[node]], index[node], k)
+                    at = positions[index[node]]
+                    where = _input_path(raw_steps[at], at, k)
                     errors.append(doc.error(f"dependency cycle: {text}", where))
             elif nxt not in state:
                 state[nxt] = 1

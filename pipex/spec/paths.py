@@ -38,7 +38,7 @@ def check_host_path(value: str, root: Path, *, must_exist: bool = True) -> tuple
     except (OSError, RuntimeError):  # a symlink loop on some platforms
         return normal, f"'{value}' cannot be resolved (symlink loop?)"
     if resolved != base and not resolved.startswith(base.rstrip(os.sep) + os.sep):
-        return normal, f"'{value}' resolves to {resolved}, outside the project root"
+        return normal, f"'{value}' resolves outside the project root (through a symlink)"
     if must_exist and not os.path.exists(resolved):
         return normal, f"'{value}' does not exist in the project root"
     return normal, None

@@ -45,8 +45,8 @@ def _describe(value: Any) -> str:
 
 
 def _expected(types: Any) -> str:
-    names = [types] if isinstance(types, str) else list(types)
-    return " or ".join(_JSON_TYPES.get(name, name) for name in names)
+    names = [_JSON_TYPES.get(name, name) for name in ([types] if isinstance(types, str) else types)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _custom(error: Any, keyword: str) -> str | None:
