@@ -85,7 +85,8 @@ def _translate(text: str) -> str:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            msg = f"invalid condition {text!r}: unexpected {text[pos:].strip()[:1]!r} at column {pos + 1}"
+            column = len(text) - len(text[pos:].lstrip()) + 1
+            msg = f"invalid condition {text!r}: unexpected {text[pos:].strip()[:1]!r} at column {column}"
             raise SpecError(msg)
         pos = match.end()
         kind = match.lastgroup
