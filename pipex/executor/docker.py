@@ -93,7 +93,7 @@ _OWNING_WRAPPER = (
 _WRAPPER_GRACE_SEC = 10.0  # how long the wrapper may take to kill and chown before SIGKILL
 _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _MAX_LINE = 1 << 20  # an on_log line longer than this is cut, so memory stays bounded
-_CHUNK = 64 * 1024
+_SPOOL_MAX = 16 << 20  # sources archives up to this size stay in memory
 _POLL_SEC = 0.05  # how often a waiting step looks at its cancel event
 
 
@@ -376,16 +376,19 @@ class DockerExecutor:
     def _put_sources(self, container_id: str, inv: Invocation) -> None:
         """Copy the step's sources into the (created, not started) container with one put_archive."""
         # A spooled file keeps small trees in memory and spills big ones to disk.
-        with tempfile.SpooledTemporaryFile(max_size=16 << 20) as buffer:
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as buffer:
             with tarfile.open(fileobj=buffer, mode="w") as tar:
                 for host, target in inv.sources:
                     if not host.exists():
                         msg = f"step '{inv.step_id}': source '{host}' does not exist"
                         raise ContainerError(msg)
                     tar.add(str(host), arcname=target.lstrip("/"), filter=_root_owned)
+            size = buffer.tell()
             buffer.seek(0)
+            # Small archives go as bytes; big ones are streamed from the spilled file.
+            data: Any = buffer.read() if size <= _SPOOL_MAX else buffer
             with _mapped_errors(f"copying sources into the container of step '{inv.step_id}'"):
-                ok = self.api.put_archive(container_id, "/", buffer.read())
+                ok = self.api.put_archive(container_id, "/", data)
         if not ok:
             msg = f"step '{inv.step_id}': the engine refused to copy the sources in"
             raise ContainerError(msg)
@@ -463,8 +466,9 @@ class DockerExecutor:
             self._fix_owner(container_id, owner, owned_paths)
             return _finished(code, Phase.RUN)
         except _Killed as killed:
-            how, phase = killed.args
+            how, phase, pump = killed.args
             self._kill_processes(container_id, owner, owned_paths)
+            pump.close()
             return _killed(how, phase, inv)
 
     def _exec(
@@ -487,21 +491,20 @@ class DockerExecutor:
             )["Id"]
             sock = api.exec_start(exec_id, socket=True)
         pump = _Pump(sock, sink)
-        try:
-            how = _wait(pump.done, cancel, stop, deadline)
-            if how is not None:
-                raise _Killed(how, phase)
-        finally:
-            if pump.done.is_set():
-                pump.close()
+        how = _wait(pump.done, cancel, stop, deadline)
+        if how is not None:
+            raise _Killed(how, phase, pump)  # the catcher closes the pump once the processes are dead
+        pump.close()
         with _mapped_errors("reading a process's exit code"):
             # The stream can end a moment before the engine records the exit.
-            for _ in range(200):
+            give_up = time.monotonic() + 10
+            while time.monotonic() < give_up:
                 info = api.exec_inspect(exec_id)
                 if not info["Running"] and info["ExitCode"] is not None:
                     return int(info["ExitCode"])
                 time.sleep(0.005)
-        return int(api.exec_inspect(exec_id)["ExitCode"] or 0)
+        msg = f"the engine never reported the exit code of {cmd[0]!r}"
+        raise ContainerError(msg)
 
     def _fix_owner(self, container_id: str, owner: tuple[int, int] | None, paths: list[str]) -> None:
         """Give the output and caches to the caller (a root exec of ``chown -R``)."""
@@ -525,7 +528,9 @@ class DockerExecutor:
             try:
                 self._exec(container_id, cmd, {}, "0", None, never, never, time.monotonic() + 30)
                 return
-            except (PipexError, _Killed):
+            except _Killed as killed:  # the kill itself hung: stop everything below
+                killed.args[2].close()
+            except PipexError:
                 pass  # fall through: at least stop everything
         try:
             api.kill(container_id)

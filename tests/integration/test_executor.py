@@ -386,7 +386,9 @@ def test_logs_stream_to_files_while_the_step_runs(executor: Any, make_invocation
         assert inv.stderr_path.read_text() == "warn\n"
     assert box["result"].ok
     assert stdout(inv) == "first\nlast-no-newline"
-    assert lines == [("stdout", "first"), ("stderr", "warn"), ("stdout", "last-no-newline")]
+    # stdout and stderr are separate pipes: order is kept within a stream only.
+    assert [line for stream, line in lines if stream == "stdout"] == ["first", "last-no-newline"]
+    assert [line for stream, line in lines if stream == "stderr"] == ["warn"]
 
 
 def test_huge_output_is_streamed_not_accumulated(executor: Any, make_invocation: MakeInvocation) -> None:
@@ -564,3 +566,69 @@ def test_invalid_resource_value_is_a_one_line_pipex_error(executor: Any, make_in
     with pytest.raises(ContainerError) as raised:
         run(executor, make_invocation("true", memory="lots"))
     assert "memory" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_parallel_runs_from_worker_threads_keep_their_outputs_and_logs_apart(
+    executor: Any, make_invocation: MakeInvocation
+) -> None:
+    invs = [make_invocation(f"echo {n} > /output/n; echo log-{n}; echo err-{n} >&2", step_id=f"p{n}") for n in range(8)]
+    results: dict[int, ExecutionResult] = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, run(executor, invs[n]))) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for n, inv in enumerate(invs):
+        assert results[n].ok
+        assert (inv.output_dir / "n").read_text() == f"{n}\n"
+        assert stdout(inv) == f"log-{n}\n" and inv.stderr_path.read_text() == f"err-{n}\n"
+
+
+def test_big_sources_are_streamed_in(executor: Any, make_invocation: MakeInvocation, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as handle:
+        handle.write(os.urandom(1 << 20) * 24)  # 24 MiB: over the in-memory spool limit
+    inv = make_invocation("wc -c < /data/big.bin", sources=((big, "/data/big.bin"),))
+    assert run(executor, inv).ok
+    assert stdout(inv).strip() == str(24 << 20)
+
+
+_AS_CALLER = """
+import json, shutil, sys, threading
+from pathlib import Path
+from pipex.executor.base import Invocation
+from pipex.executor.docker import DockerExecutor
+staging, labels = Path(sys.argv[1]), json.loads(sys.argv[2])
+ex = DockerExecutor()
+outcomes = []
+for n, (timeout, setup) in enumerate([(None, None), (1, None), (None, ("true",)), (1, ("true",))]):
+    out = staging / f"out{n}"
+    out.mkdir()
+    inv = Invocation(step_id=f"s{n}", image="pipex-test/busybox:1", env={}, output_dir=out,
+        cmd=("sh", "-c", "mkdir -p /output/a/b && echo x > /output/a/b/f && chmod 700 /output/a && sleep 30"
+             if timeout else "mkdir -p /output/a/b && echo x > /output/a/b/f && chmod 700 /output/a"),
+        stdout_path=staging / f"log{n}", stderr_path=staging / f"err{n}", timeout_sec=timeout,
+        setup_cmd=setup, labels=labels)
+    result = ex.run(inv, threading.Event())
+    shutil.rmtree(out)  # raises if the caller cannot remove what root wrote
+    outcomes.append(result.exit_code)
+print(json.dumps(outcomes))
+"""
+
+
+def test_a_non_root_caller_in_the_docker_group_can_remove_every_output(test_labels: dict[str, str]) -> None:
+    import json
+
+    caller = pwd.getpwnam("pipex-test")
+    staging = Path(tempfile.mkdtemp(prefix="pipex-caller-"))
+    try:
+        os.chown(staging, caller.pw_uid, caller.pw_gid)
+        done = subprocess.run(
+            ["setpriv", f"--reuid={caller.pw_uid}", f"--regid={caller.pw_gid}", "--init-groups",
+             sys.executable, "-c", _AS_CALLER, str(staging), json.dumps(test_labels)],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": caller.pw_dir},
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == [0, 124, 0, 124]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
