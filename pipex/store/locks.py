@@ -10,9 +10,17 @@ Store objects) in one process exclude each other just like two processes,
 and the kernel drops a lock when its holder dies: a crash never leaves a
 stale lock behind.
 
+Linux flock has no writer preference: with builds overlapping one another
+the shared lock is never free and gc would wait forever. So gc first takes
+``locks/gate.lock`` exclusively, and a process taking the store lock shared
+passes through the gate (shared) first: once gc is waiting, new builds queue
+behind it while running ones finish. The shared lock is re-entrant within a
+process (a build holds it, its ingests take it again), and a re-entry skips
+the gate — otherwise a build waiting at the gate while holding the lock and a
+gc waiting for the lock while holding the gate would deadlock.
+
 # NOTE: a process holding the shared lock that asks for the exclusive one
-# deadlocks itself; Linux flock has no writer preference, so a steady stream
-# of builds can make gc wait.
+# deadlocks itself.
 """
 
 from __future__ import annotations
@@ -22,13 +30,14 @@ import errno
 import fcntl
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 from pipex.errors import LockBusyError, StoreError
 
-__all__ = ["hold", "named_lock_path", "try_remove_idle"]
+__all__ = ["hold", "hold_store", "named_lock_path", "try_remove_idle"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.@+=,-]+$")
 
@@ -109,3 +118,51 @@ def try_remove_idle(path: Path) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+class _Shared:
+    """This process's hold on one store's shared lock: an fd and a count of holders."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.fd = -1
+        self.count = 0
+
+
+_shared: dict[tuple[int, str], _Shared] = {}
+_shared_mutex = threading.Lock()
+
+
+def _shared_state(lock_path: Path) -> _Shared:
+    key = (os.getpid(), str(lock_path))  # a forked child holds nothing of its parent's
+    with _shared_mutex:
+        state = _shared.get(key)
+        if state is None:
+            state = _shared[key] = _Shared()
+        return state
+
+
+@contextlib.contextmanager
+def hold_store(locks_dir: Path, *, shared: bool, blocking: bool = True) -> Iterator[None]:
+    """Hold the store lock (shared: re-entrant, through the gate; exclusive: gate then lock)."""
+    lock_path = locks_dir / "store.lock"
+    gate = locks_dir / "gate.lock"
+    what = "the store lock"
+    if not shared:
+        with hold(gate, blocking=blocking, what=what), hold(lock_path, blocking=blocking, what=what):
+            yield
+        return
+    state = _shared_state(lock_path)
+    with state.mutex:
+        if state.count == 0:
+            with hold(gate, shared=True, blocking=blocking, what=what):
+                state.fd = _acquire(lock_path, shared=True, blocking=blocking, what=what)
+        state.count += 1
+    try:
+        yield
+    finally:
+        with state.mutex:
+            state.count -= 1
+            if state.count == 0:
+                os.close(state.fd)
+                state.fd = -1

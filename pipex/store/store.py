@@ -205,11 +205,11 @@ class Store:
 
     def shared_lock(self, *, blocking: bool = True) -> contextlib.AbstractContextManager[None]:
         """Hold the store lock shared (builds): gc waits until every holder is done."""
-        return locks.hold(self.root / "locks" / "store.lock", shared=True, blocking=blocking, what="the store lock")
+        return locks.hold_store(self.root / "locks", shared=True, blocking=blocking)
 
     def exclusive_lock(self, *, blocking: bool = True) -> contextlib.AbstractContextManager[None]:
         """Hold the store lock exclusively (gc, verify --repair): no build runs meanwhile."""
-        return locks.hold(self.root / "locks" / "store.lock", shared=False, blocking=blocking, what="the store lock")
+        return locks.hold_store(self.root / "locks", shared=False, blocking=blocking)
 
     def lock(self, name: str, *, blocking: bool = True) -> contextlib.AbstractContextManager[None]:
         """A named cross-process exclusive lock; LockBusyError if ``blocking`` is False and it is held."""
