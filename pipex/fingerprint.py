@@ -36,7 +36,7 @@ recorded (as in git). File object ids are the store's ids (xxh3-128 of the
 bytes), so a host file and a stored output with the same bytes share an id.
 
 On-disk stat cache: ``<store>/statcache/<xxh3 of the project root>.marshal``,
-one file per project, holding ``{host path: {file: (size, mtime_ns, ino, ctime_ns, oid)}}``
+one file per project, holding ``{host path: (tree hash, {file: (size, mtime_ns, ino, ctime_ns, oid)})}``
 behind a magic line. It is written temp-file + ``os.replace`` only when it
 changed, loaded once per process. ``marshal`` because loading 100k entries
 takes ~20 ms (sqlite needs one query per file; pickle is slower). It is a
@@ -47,9 +47,11 @@ is within ``_RACY_NS`` of the moment it was hashed is not cached (git's
 "racily clean" problem: an edit in the same timestamp tick would go unnoticed).
 
 Next to it, ``<project key>.manifests/<tree hash>.marshal`` keeps the file
-listing of recently hashed trees (at most ``_MAX_MANIFESTS`` per project), so
-the planner can name the files that changed since the last build; when the old
-listing is gone it says "mount X changed" instead.
+listing of each state a host path was seen in, so the planner can name the
+files that changed since the last build. One is written only when a path's
+tree hash differs from the one the stat cache recorded (an unchanged project
+writes nothing); the oldest are pruned beyond ``max(_MAX_MANIFESTS, 4 x paths)``.
+When the old listing is gone the planner says "mount X changed" instead.
 """
 
 from __future__ import annotations
@@ -89,9 +91,9 @@ FORMAT_VERSION = 1
 # Keys recorded in the document for explanation but not hashed (see module docstring).
 _UNHASHED_KEYS = frozenset({"imageRef"})
 
-_STATCACHE_MAGIC = b"pipex-statcache 2\n"
+_STATCACHE_MAGIC = b"pipex-statcache 3\n"
 _RACY_NS = 2_000_000_000
-_MAX_MANIFESTS = 64
+_MAX_MANIFESTS = 256
 _CHUNK = 1 << 20
 
 
@@ -213,7 +215,8 @@ class HostHasher:
             key = xxhash.xxh3_128_hexdigest(os.fsencode(os.path.abspath(self.root)))
             self._cache_file = Path(cache_dir) / f"{key}.marshal"
             self._manifest_dir = Path(cache_dir) / f"{key}.manifests"
-        self._cache: dict[str, dict[str, _Entry]] | None = None
+        self._cache: dict[str, tuple[str, dict[str, _Entry]]] | None = None
+        self._wrote_manifests = False
         self._dirty = False
         self.last: dict[str, HostTree] = {}
         # Every listing hashed in this process, by tree hash, for explanations and rechecks.
@@ -230,11 +233,13 @@ class HostHasher:
 
     # -- the on-disk cache -------------------------------------------------
 
-    def _load(self) -> dict[str, dict[str, _Entry]]:
+    def _load(self) -> dict[str, tuple[str, dict[str, _Entry]]]:
+        if self._cache is not None:
+            return self._cache
         with self._load_lock:
             return self._load_locked()
 
-    def _load_locked(self) -> dict[str, dict[str, _Entry]]:
+    def _load_locked(self) -> dict[str, tuple[str, dict[str, _Entry]]]:
         if self._cache is None:
             self._cache = {}
             if self._cache_file is not None:
@@ -250,6 +255,8 @@ class HostHasher:
 
     def save(self) -> None:
         """Write the stat cache if it changed (temp file + rename; errors are ignored: it is a cache)."""
+        if self._wrote_manifests:
+            self._prune_manifests()
         if not self._dirty or self._cache_file is None or self._cache is None:
             return
         data = _STATCACHE_MAGIC + marshal.dumps(self._cache)
@@ -263,11 +270,18 @@ class HostHasher:
         if target.exists():
             return
         _write_atomic(target, marshal.dumps(dict(tree.files)))
+        self._wrote_manifests = True
+
+    def _prune_manifests(self) -> None:
+        self._wrote_manifests = False
+        if self._manifest_dir is None:
+            return
+        keep = max(_MAX_MANIFESTS, 4 * len(self._cache or ()))
         try:
             entries = list(os.scandir(self._manifest_dir))
-            if len(entries) > _MAX_MANIFESTS:
+            if len(entries) > keep:
                 entries.sort(key=lambda e: e.stat().st_mtime_ns)
-                for entry in entries[: len(entries) - _MAX_MANIFESTS]:
+                for entry in entries[: len(entries) - keep]:
                     os.unlink(entry.path)
         except OSError:
             pass
@@ -288,13 +302,18 @@ class HostHasher:
 
     def hash_tree(self, rel_path: str) -> HostTree:
         """Hash a project-relative host path (directory or file); raise HostPathError if it is missing."""
-        files, entries = self._scan(rel_path)
+        cache = self._load()
+        known_tree, old = cache.get(rel_path, ("", {}))
+        files, entries, fresh = self._scan(rel_path, old)
         listing = "\n".join(entries).encode("utf-8", "surrogateescape")
         tree = HostTree(rel_path, xxhash.xxh3_128_hexdigest(listing), files)
         self.last[rel_path] = tree
-        if tree.tree_hash not in self._listings:
-            self._listings[tree.tree_hash] = files
+        self._listings.setdefault(tree.tree_hash, files)
+        if tree.tree_hash != known_tree:
             self._save_manifest(tree)
+        if tree.tree_hash != known_tree or fresh != old:
+            cache[rel_path] = (tree.tree_hash, fresh)
+            self._dirty = True
         return tree
 
     def recheck(self, rel_path: str, previous: HostTree) -> list[str]:
@@ -304,12 +323,11 @@ class HostHasher:
             return []
         return diff_files(previous.files, current.files)
 
-    def _scan(self, rel_path: str) -> tuple[dict[str, str], list[str]]:
-        cache = self._load()
-        old = cache.get(rel_path, {})
+    def _scan(self, rel_path: str, old: Mapping[str, _Entry]) -> tuple[dict[str, str], list[str], dict[str, _Entry]]:
         fresh: dict[str, _Entry] = {}
         files: dict[str, str] = {}
-        rows: list[tuple[str, str, str]] = []
+        # "path\0kind\0value": sorting these strings sorts by path, as \0 sorts first.
+        rows: list[str] = []
         now_ns = time.time_ns()
         top = os.path.join(self.root, rel_path)
         try:
@@ -329,7 +347,7 @@ class HostHasher:
             if stat.S_ISLNK(mode):
                 target = os.readlink(abs_path)
                 files[project_rel] = "l:" + target
-                rows.append((rel, "l", target))
+                rows.append(f"{rel}\0l\0{target}")
             elif stat.S_ISREG(mode):
                 entry = old.get(rel)
                 if (
@@ -350,10 +368,10 @@ class HostHasher:
                 if now_ns - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
                     fresh[rel] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, oid)
                 files[project_rel] = oid
-                rows.append((rel, "x" if mode & 0o111 else "f", oid))
+                rows.append(f"{rel}\0x\0{oid}" if mode & 0o111 else f"{rel}\0f\0{oid}")
             else:
                 files[project_rel] = "o:"
-                rows.append((rel, "o", ""))
+                rows.append(f"{rel}\0o\0")
 
         if stat.S_ISDIR(top_stat.st_mode):
             stack = [("", top)]
@@ -374,11 +392,8 @@ class HostHasher:
         else:
             visit(top, "", top_stat)
 
-        if fresh != old:
-            cache[rel_path] = fresh
-            self._dirty = True
         rows.sort()
-        return files, [f"{rel}\0{kind}\0{value}" for rel, kind, value in rows]
+        return files, rows, fresh
 
 
 def diff_files(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:

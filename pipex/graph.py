@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import heapq
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Iterable, Mapping
@@ -47,6 +46,8 @@ def resolve_names(pipeline: Pipeline, names: Iterable[str], *, what: str = "targ
             continue
         matches = [i for i in ids if fnmatchcase(i, name)] if _GLOB_CHARS & set(name) else []
         if not matches:
+            import difflib  # only on the error path: it costs an import
+
             close = difflib.get_close_matches(name, ids, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             msg = f"unknown {what} '{name}' in pipeline '{pipeline.id}'{hint}"

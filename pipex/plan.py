@@ -299,6 +299,8 @@ class Planner:
         # ref -> resolved id; filled by the one batch call in plan().
         self.image_ids: dict[str, str | None] = {}
         self._image_notes: dict[str, str] = {}
+        self._step_images: dict[str, str] = {}
+        self._step_notes: dict[str, str] = {}
         self.warnings: list[str] = []
 
     # -- store access (read only) ------------------------------------------
@@ -346,21 +348,36 @@ class Planner:
             return str(meta["image_id"])
         return None
 
+    def image_of(self, step: Step) -> str | None:
+        """The image id the image rule found for ``step`` (``None``: unknown, see ``image_note``)."""
+        return self._step_images.get(step.id) or self.image_ids.get(step.image)
+
+    def image_note(self, step: Step) -> str:
+        """Why ``step`` has no image id."""
+        return self._step_notes.get(step.id) or self._image_notes.get(step.image) or f"image {step.image} not resolved"
+
     def resolve_images(self, steps: Iterable[Step]) -> None:
-        """Find image ids for ``steps`` by the image rule (module docstring): at most one resolver call."""
+        """Find image ids for ``steps`` by the image rule (module docstring): at most one resolver call.
+
+        Recorded ids are per step (each step trusts what its own last run used);
+        resolved ids are per reference.
+        """
         steps = list(steps)
-        wanted: list[str] = []
+        wanted: dict[str, list[Step]] = {}
         for step in steps:
             ref = step.image
-            if ref in self.image_ids or ref in wanted:
+            if step.id in self._step_images or ref in self.image_ids or ref in self._image_notes:
                 continue
-            recorded = self._recorded_image(step)
-            if recorded and (self.offline or is_pinned(ref)):
-                self.image_ids[ref] = recorded
-            elif self.offline:
-                self._image_notes[ref] = f"image {ref} not resolved: --offline and no run recorded its id"
-            else:
-                wanted.append(ref)
+            if self.offline or is_pinned(ref):
+                # Only here is the previous run read: a tag online is re-resolved anyway.
+                recorded = self._recorded_image(step)
+                if recorded:
+                    self._step_images[step.id] = recorded
+                    continue
+                if self.offline:
+                    self._step_notes[step.id] = f"image {ref} not resolved: --offline and no run recorded its id"
+                    continue
+            wanted.setdefault(ref, []).append(step)
         if not wanted:
             return
         resolver = self.image_resolver
@@ -372,13 +389,13 @@ class Planner:
             found = dict(resolver(list(wanted)))
         except PipexError as error:
             self.warnings.append(f"{error}; using image ids recorded by previous runs")
-            for step in steps:
-                if step.image in wanted and step.image not in self.image_ids:
+            for ref, waiting in wanted.items():
+                for step in waiting:
                     recorded = self._recorded_image(step)
                     if recorded:
-                        self.image_ids[step.image] = recorded
+                        self._step_images[step.id] = recorded
                     else:
-                        self._image_notes[step.image] = f"image {step.image} not resolved: Docker unreachable"
+                        self._step_notes[step.id] = f"image {ref} not resolved: Docker unreachable"
             return
         for ref in wanted:
             image_id = found.get(ref)
@@ -435,12 +452,10 @@ class Planner:
         """
         step = self._steps[step_id]
         if image_id is None:
-            if step.image not in self.image_ids and step.image not in self._image_notes:
-                self.resolve_images([step])
-            image_id = self.image_ids.get(step.image)
+            self.resolve_images([step])
+            image_id = self.image_of(step)
         if image_id is None:
-            note = self._image_notes.get(step.image, f"image {step.image} not resolved")
-            return StepPlan(step_id, StepStatus.RUN, (note,))
+            return StepPlan(step_id, StepStatus.RUN, (self.image_note(step),))
         fingerprint, document = resolve_step(
             step, input_trees=input_trees, image_id=image_id, host_hasher=self.host_hasher
         )
@@ -488,7 +503,7 @@ class Planner:
         return Plan(self.workspace, resolved, tuple(decided[i] for i in order), tuple(self.warnings))
 
     def _decide_in_plan(self, step: Step, condition_holds: bool, decided: Mapping[str, StepPlan]) -> StepPlan:
-        image_id = self.image_ids.get(step.image)
+        image_id = self.image_of(step)
         if not condition_holds:
             return StepPlan(step.id, StepStatus.SKIPPED, (f"condition false: {step.condition}",))
         blocked = [
