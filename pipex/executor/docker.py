@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
 
-from pipex.errors import ContainerError, DockerUnavailableError, ImageError, PipexError
+from pipex.errors import ContainerError, DockerUnavailableError, HostPathError, ImageError, PipexError
 from pipex.executor.base import (
     CANCELLED_EXIT_CODE,
     TIMEOUT_EXIT_CODE,
@@ -271,11 +271,15 @@ class DockerExecutor:
     # -- running a step ---------------------------------------------------
 
     def run(self, invocation: Invocation, cancel: threading.Event) -> ExecutionResult:
-        """Run one step to completion in a fresh container and remove it; thread-safe."""
+        """Run one step to completion in a fresh container and remove it; thread-safe.
+
+        After `stop_all`, every call returns a cancelled result without starting anything.
+        """
         started_at = time.time()
         inv = invocation
         if self._stopping.is_set() or cancel.is_set():
             return _cancelled_result("", started_at, None)
+        _check_host_paths(inv)
         image_id = self._image_id(inv.image)
         owner = inv.owner or (os.geteuid(), os.getegid())
         fix_owner = owner[0] != 0
@@ -283,7 +287,7 @@ class DockerExecutor:
         keeper = bool(inv.setup_cmd) or (fix_owner and bool(inv.user) and _numeric_uid(inv.user) != 0)
         wrap_owner = owner if fix_owner and not keeper else None
         secrets_dir = _write_secrets(inv) if inv.secrets else None
-        stop = threading.Event()  # set by cancel, stop_all or the deadline
+        stop = threading.Event()  # set by stop_all
         container_id: str | None = None
         try:
             container_id = self._create(inv, image_id, keeper, secrets_dir, wrap_owner)
@@ -298,22 +302,27 @@ class DockerExecutor:
                     result = self._run_keeper(container_id, inv, cancel, stop, sink, owner if fix_owner else None)
                 else:
                     result = self._run_direct(container_id, inv, cancel, stop, sink, wrap_owner is not None)
-            exit_code, timed_out, cancelled, phase, message = result
-            return ExecutionResult(
-                exit_code=exit_code,
-                timed_out=timed_out,
-                cancelled=cancelled,
-                failed_phase=phase,
-                image_id=image_id,
-                started_at=started_at,
-                finished_at=time.time(),
-                message=message,
-            )
+        except PipexError:
+            if not (cancel.is_set() or stop.is_set()):
+                raise
+            # Stopped under our feet (stop_all removed the container): a cancel, not an error.
+            result = CANCELLED_EXIT_CODE, False, True, None, "cancelled"
         finally:
             if container_id is not None:
                 self._remove(container_id)
             if secrets_dir is not None:
                 shutil.rmtree(secrets_dir, ignore_errors=True)
+        exit_code, timed_out, cancelled, phase, message = result
+        return ExecutionResult(
+            exit_code=exit_code,
+            timed_out=timed_out,
+            cancelled=cancelled,
+            failed_phase=phase,
+            image_id=image_id,
+            started_at=started_at,
+            finished_at=time.time(),
+            message=message,
+        )
 
     def _create(
         self,
@@ -379,9 +388,6 @@ class DockerExecutor:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as buffer:
             with tarfile.open(fileobj=buffer, mode="w") as tar:
                 for host, target in inv.sources:
-                    if not host.exists():
-                        msg = f"step '{inv.step_id}': source '{host}' does not exist"
-                        raise ContainerError(msg)
                     tar.add(str(host), arcname=target.lstrip("/"), filter=_root_owned)
             size = buffer.tell()
             buffer.seek(0)
@@ -718,6 +724,21 @@ def _ignore_gone(call: Callable[[str], Any], container_id: str) -> None:
     except APIError as error:
         if error.status_code not in (404, 409):  # gone, or already stopped
             raise
+
+
+def _check_host_paths(inv: Invocation) -> None:
+    """Refuse missing host paths: the engine would silently create them (as root) and mount them empty."""
+    for mount in inv.mounts:
+        if not mount.source.exists():
+            msg = f"step '{inv.step_id}': host path '{mount.source}' (for {mount.target}) does not exist"
+            raise HostPathError(msg)
+    for host, target in inv.sources:
+        if not host.exists():
+            msg = f"step '{inv.step_id}': source '{host}' (for {target}) does not exist"
+            raise HostPathError(msg)
+    if not inv.output_dir.is_dir():
+        msg = f"step '{inv.step_id}': output staging dir '{inv.output_dir}' does not exist"
+        raise HostPathError(msg)
 
 
 def _write_secrets(inv: Invocation) -> Path:

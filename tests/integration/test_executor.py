@@ -632,3 +632,15 @@ def test_a_non_root_caller_in_the_docker_group_can_remove_every_output(test_labe
         assert json.loads(done.stdout) == [0, 124, 0, 124]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def test_missing_host_paths_are_refused_before_any_container(
+    executor: Any, make_invocation: MakeInvocation, tmp_path: Path
+) -> None:
+    from pipex.errors import HostPathError
+
+    with pytest.raises(HostPathError, match="does not exist"):
+        run(executor, make_invocation("true", mounts=(Mount(tmp_path / "absent", "/mnt/x"),)))
+    with pytest.raises(HostPathError, match="does not exist"):
+        run(executor, make_invocation("true", sources=((tmp_path / "absent.py", "/app/a.py"),)))
+    assert not (tmp_path / "absent").exists()
