@@ -134,6 +134,21 @@ def _loader_class() -> type:
                 mapping[key] = self.construct_object(value_node, deep=deep)
             return mapping
 
+    resolve = _Loader.resolve
+    memo: dict[tuple[Any, str, Any], str] = {}
+
+    def fast_resolve(self: Any, kind: Any, value: Any, implicit: Any) -> str:
+        # The composer resolves every scalar's tag by trying regexes; pipelines
+        # repeat the same scalars (keys, images) thousands of times.
+        if kind is yaml.ScalarNode and isinstance(value, str) and len(value) < 64:
+            key = (implicit, value, None)
+            tag = memo.get(key)
+            if tag is None:
+                tag = memo[key] = resolve(self, kind, value, implicit)
+            return tag
+        return resolve(self, kind, value, implicit)
+
+    _Loader.resolve = fast_resolve  # type: ignore[method-assign]
     _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
     _LOADER = _Loader
     return _Loader

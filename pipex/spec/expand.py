@@ -94,6 +94,7 @@ def expand_steps(
 ) -> Expanded:
     """Turn schema-valid raw steps into Steps; kit and semantic errors are all collected."""
     out = Expanded()
+    host_checks: dict[str, tuple[str, str | None]] = {}
     for i, raw in enumerate(raw_steps):
         kit_env: dict[str, str] = {}
         generated: frozenset[str] = frozenset()
@@ -106,7 +107,7 @@ def expand_steps(
             step_raw, kit_env, generated = applied
         ctx = StepContext(
             doc=doc, index=i, root=root, cli_env=cli_env, kit_env=kit_env,
-            kit=raw.get("uses"), generated=generated,
+            kit=raw.get("uses"), generated=generated, host_checks=host_checks,
         )
         step = build_step(step_raw, ctx)
         out.errors.extend(ctx.errors)

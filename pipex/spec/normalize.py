@@ -32,6 +32,8 @@ class StepContext:
     env_files: list[Path] = field(default_factory=list)
     # Where a field came from when a kit generated it: point at `uses` instead.
     generated: frozenset[str] = frozenset()
+    # Shared by all steps of one load: many steps mount the same directories.
+    host_checks: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     def fail(self, message: str, *parts: PathPart, key: bool = False) -> None:
         """Record an error at ``steps[index].<parts>`` (at ``uses`` for kit-made fields)."""
@@ -62,7 +64,10 @@ def _command(value: Any) -> tuple[str, ...]:
 
 
 def _host(ctx: StepContext, value: str, *parts: PathPart) -> str:
-    normal, error = check_host_path(value, ctx.root)
+    checked = ctx.host_checks.get(value)
+    if checked is None:
+        checked = ctx.host_checks[value] = check_host_path(value, ctx.root)
+    normal, error = checked
     if error:
         ctx.fail(error, *parts)
     return normal

@@ -85,6 +85,7 @@ CASES: list[Case] = [
     Case("kit-requirements-missing", {"pipeline.yaml": "steps:\n  - id: a\n    uses: python\n    with: {run: x, src: src, requirements: req.txt}\n", "src/a.py": ""}, ["pipeline.yaml:4:44: steps[0].with.requirements: no file 'req.txt' in 'src'"]),
     Case("kit-package-option", {"pipeline.yaml": "steps:\n  - id: a\n    uses: python\n    with: {run: x, packages: [--index-url=evil]}\n"}, ["pipeline.yaml:4:31: steps[0].with.packages[0]: invalid package '--index-url=evil': one word, not starting with '-'"]),
     Case("kit-src-outside", {"pipeline.yaml": "steps:\n  - id: a\n    uses: python\n    with: {run: x, src: ../elsewhere}\n"}, ["pipeline.yaml:4:25: steps[0].with.src: '../elsewhere' is outside the project root"]),
+    Case("with-without-uses", {"pipeline.yaml": "steps:\n" + OK_STEP + "    with: {run: x}\n"}, ["pipeline.yaml:2:5: steps[0]: 'with' needs 'uses'"]),
     Case("several-errors", {"pipeline.yaml": "steps:\n  - id: a\n    image: x\n    cmd: y\n    retries: -2\n    timout: 3\n  - id: b\n    image: x\n"}, [
         'pipeline.yaml:5:14: steps[0].retries: must be at least 0, got -2',
         "pipeline.yaml:6:5: steps[0].timout: unknown field 'timout' (did you mean 'timeoutSec'?)",
