@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 from pipex.errors import SpecError
 from pipex.spec.condition import parse_condition
-from pipex.spec.document import Document, PathPart
+from pipex.spec.document import Document, PathPart, display_path
 from pipex.spec.envfile import parse_env_file
 from pipex.spec.model import CacheSpec, InputRef, PathMapping, Resources, SecretSpec, SetupSpec, Step
 from pipex.spec.paths import CACHE_NAME_PATTERN, check_container_path, check_host_path, slugify
@@ -119,7 +119,7 @@ def _env(ctx: StepContext, raw: Mapping[str, Any]) -> Mapping[str, str]:
             path = ctx.root / normal
             ctx.env_files.append(path)
             try:
-                env.update(parse_env_file(path, shown=normal))
+                env.update(parse_env_file(path, shown=display_path(path)))
             except SpecError as problem:
                 ctx.errors.append(problem)
     for key, value in (raw.get("env") or {}).items():
