@@ -23,7 +23,11 @@ SRC_DIR = "/src"
 # A package spec is one shell word that cannot be mistaken for an option.
 PACKAGE_LIST: dict[str, Any] = {
     "type": "array",
-    "items": {"type": "string", "pattern": r"^[^\s-]\S*$"},
+    "items": {
+        "type": "string",
+        "pattern": r"^[^\s-]\S*$",
+        "x-errors": {"pattern": "invalid package {value}: one word, not starting with '-'"},
+    },
     "description": "Packages installed in the setup phase (with network and an exclusive cache).",
 }
 RUN: dict[str, Any] = {
@@ -99,6 +103,18 @@ SYSTEM_PACKAGE_CACHES = [
     cache("apt-lists", "/var/lib/apt/lists"),
     cache("apk-cache", "/var/cache/apk"),
 ]
+
+
+def check_src(ctx: Any, src: str | None) -> None:
+    """Reject a source dir outside the project (or missing) where the user wrote it: ``with.src``."""
+    if src is None:
+        return
+    from pipex.kits import KitError
+    from pipex.spec.paths import check_host_path
+
+    _, error = check_host_path(src, ctx.root)
+    if error:
+        raise KitError(error, param="src")
 
 
 def param(params: Mapping[str, Any], name: str, default: Any = None) -> Any:

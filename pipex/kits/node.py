@@ -5,7 +5,20 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from pipex.kits import KitContext, KitError
-from pipex.kits.common import IMAGE, PACKAGE_LIST, RUN, SRC, SRC_DIR, cache, image_name, param, quote_all, script_command, setup_phase
+from pipex.kits.common import (
+    IMAGE,
+    PACKAGE_LIST,
+    RUN,
+    SRC,
+    SRC_DIR,
+    cache,
+    check_src,
+    image_name,
+    param,
+    quote_all,
+    script_command,
+    setup_phase,
+)
 
 __all__ = ["DEFAULT_VERSION", "DEFAULT_VARIANT", "WITH_SCHEMA", "expand"]
 
@@ -58,6 +71,7 @@ def expand(params: Mapping[str, Any], ctx: KitContext) -> dict[str, Any]:
     """Build a node step; ``src`` is copied in at /src (``sources``) so installs can write node_modules."""
     script = param(params, "script")
     src = param(params, "src")
+    check_src(ctx, src)
     manager = param(params, "packageManager", "npm")
     install = param(params, "install")
     if install is None:

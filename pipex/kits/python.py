@@ -13,6 +13,7 @@ from pipex.kits.common import (
     SRC,
     SRC_DIR,
     cache,
+    check_src,
     image_name,
     param,
     quote_all,
@@ -55,6 +56,8 @@ def expand(params: Mapping[str, Any], ctx: KitContext) -> dict[str, Any]:
     if script is not None and src is None:
         src = posixpath.dirname(script) or "."
         script = posixpath.basename(script)
+    if param(params, "src") is not None:
+        check_src(ctx, src)
     requirements = param(params, "requirements")
     if requirements is not None:
         if src is None:
