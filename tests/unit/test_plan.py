@@ -435,3 +435,23 @@ def test_plan_json_form(project: Path, store: Store) -> None:
     assert data["workspace"] == "demo"
     assert [s["status"] for s in data["steps"]] == ["cached"] * 3
     assert set(data["steps"][0]) == {"step", "status", "reasons", "fingerprint", "run", "ageSec", "imageId", "outputTree"}
+
+
+def test_offline_trusts_each_steps_own_recorded_image_id(project: Path, store: Store) -> None:
+    older = "sha256:" + "6" * 64
+    pipe = pipeline(project, step("a"), step("b"))
+    build_all(pipe, store, image_resolver=resolver({IMAGE: older}), targets=("a",))
+    build_all(pipe, store, image_resolver=resolver({IMAGE: IMAGE_ID}), targets=("b",))
+    plan = _plan(pipe, store, offline=True)
+    assert plan.up_to_date
+    assert (plan.step("a").image_id, plan.step("b").image_id) == (older, IMAGE_ID)
+
+
+def test_runner_decides_after_pulling_a_missing_image(project: Path, store: Store) -> None:
+    pipe = _pipe(project)
+    planner = Planner(pipe, store, workspace="demo", image_resolver=resolver({}))
+    plan = planner.plan()
+    assert _reasons(plan, "fetch") == (f"image {IMAGE} not present locally",)
+    decided = planner.decide("fetch", input_trees={}, image_id=IMAGE_ID)
+    assert decided.status is StepStatus.RUN and decided.reasons == ("never built",)
+    assert decided.fingerprint is not None and decided.document["image"] == IMAGE_ID
