@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -88,3 +89,12 @@ def test_kit_that_crashes_is_one_line(project: Callable[..., Path]) -> None:
     with pytest.raises(SpecError) as info:
         load_pipeline()
     assert str(info.value) == "pipeline.yaml:3:11: steps[0].uses: kit 'bad' failed: RuntimeError: boom"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_one_line(project: Callable[..., Path]) -> None:
+    root = project({"pipeline.yaml": "steps: []\n"})
+    (root / "pipeline.yaml").chmod(0)
+    with pytest.raises(SpecError) as info:
+        load_pipeline()
+    assert str(info.value).endswith("cannot read file: Permission denied")

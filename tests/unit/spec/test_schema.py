@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 from jsonschema import Draft202012Validator
+
+import pipex
 
 from pipex.kits import node, python, shell
 from pipex.spec.model import Step
@@ -67,3 +73,19 @@ def test_every_step_property_has_a_description() -> None:
     step = load_schema(PIPELINE_SCHEMA)["$defs"]["step"]["properties"]
     for name, prop in step.items():
         assert "description" in prop or "$ref" in prop, name
+
+
+def test_schema_is_found_as_package_data_in_an_installed_layout(tmp_path: Path) -> None:
+    # Mimic the wheel: schemas/ force-included as pipex/schemas, no repository around it.
+    package = Path(pipex.__file__).resolve().parent
+    installed = tmp_path / "site" / "pipex"
+    shutil.copytree(package, installed, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(package.parent / "schemas", installed / "schemas")
+    code = "from pipex.spec.schemas import schema_path; print(schema_path('pipeline.schema.json'))"
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == str(installed / "schemas" / "pipeline.schema.json")
