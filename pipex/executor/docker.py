@@ -7,8 +7,9 @@ direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
 * Low-level ``docker.APIClient`` only: the high-level ``containers.create``
   adds an inspect per call, and per-step API calls are the overhead budget.
   ``docker`` is imported on first connection, so ``import pipex.executor``
-  (and an all-cached build) never loads it. Passing an image id
-  (``sha256:…``, as `resolve_images` returns) saves the image lookup.
+  (and an all-cached build) never loads it. A ref passed to `ensure_image`
+  before, or an image id (``sha256:…``), saves the image lookup in `run`
+  and pins the image whose id entered the fingerprint.
 * Two ways to run a step, chosen per invocation:
 
   - *direct* (no setup phase): ``cmd`` is the container's main process:
@@ -112,6 +113,9 @@ class DockerExecutor:
         self._lock = threading.Lock()
         self._active: dict[str, threading.Event] = {}  # container id -> its stop request
         self._stopping = threading.Event()
+        # ref -> id from ensure_image: run() then uses the very image whose id
+        # entered the fingerprint, and saves an inspect per step.
+        self._ensured: dict[str, str] = {}
 
     # -- connection -------------------------------------------------------
 
@@ -187,7 +191,9 @@ class DockerExecutor:
 
         api = self.api
         try:
-            return api.inspect_image(ref)["Id"]
+            image_id = api.inspect_image(ref)["Id"]
+            self._ensured[ref] = image_id
+            return image_id
         except ImageNotFound:
             pass
         except DockerException as error:
@@ -201,7 +207,9 @@ class DockerExecutor:
                     line = " ".join(str(event[k]) for k in ("id", "status", "progress") if event.get(k))
                     if line:
                         progress(line)
-            return api.inspect_image(ref)["Id"]
+            image_id = api.inspect_image(ref)["Id"]
+            self._ensured[ref] = image_id
+            return image_id
         except ImageError:
             raise
         except (DockerException, OSError) as error:
@@ -211,6 +219,8 @@ class DockerExecutor:
         """Return the id of a local image; an id is taken as is (saves a call)."""
         if ref.startswith("sha256:") and len(ref) == 71:
             return ref
+        if ref in self._ensured:
+            return self._ensured[ref]
         from docker.errors import DockerException, ImageNotFound
 
         try:

@@ -644,3 +644,17 @@ def test_missing_host_paths_are_refused_before_any_container(
     with pytest.raises(HostPathError, match="does not exist"):
         run(executor, make_invocation("true", sources=((tmp_path / "absent.py", "/app/a.py"),)))
     assert not (tmp_path / "absent").exists()
+
+
+def test_run_uses_the_image_ensure_image_resolved(executor: Any, make_invocation: MakeInvocation) -> None:
+    image_id = executor.ensure_image(BUSYBOX)
+    calls: list[str] = []
+    executor.api.hooks["response"].append(lambda response, **_: calls.append(response.request.method + " " + response.url))
+    try:
+        result = run(executor, make_invocation("true"))
+    finally:
+        executor.api.hooks["response"].pop()
+    assert result.ok and result.image_id == image_id
+    assert not any("/images/" in call for call in calls)
+    # create, attach, start, wait, remove: the bare cycle plus the log stream.
+    assert len(calls) == 5, calls
