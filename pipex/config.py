@@ -70,7 +70,8 @@ def load_config(project_root: Path) -> Config:
     kept in the spec cache (keyed by the file bytes), so an unchanged file
     imports neither yaml nor jsonschema.
     """
-    root = Path(project_root)
+    # Absolute, like Pipeline.root, so relative settings (store, kit files) do not depend on the cwd later.
+    root = Path(project_root).resolve()
     file = find_config_file(root)
     if file is None:
         return Config(root=root)

@@ -111,3 +111,11 @@ def test_bad_config_fails_pipeline_load(root: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_pipeline()
     assert str(info.value) == ".pipex.yml:1:14: concurrency: must be at least 1, got -1"
+
+
+def test_relative_root_gives_absolute_paths(root: Path) -> None:
+    (root / ".pipex.yml").write_text("store: .store\nkits:\n  k: {file: k.py}\n")
+    config = load_config(Path("."))
+    assert config.root == root.resolve()
+    assert config.store == root.resolve() / ".store"
+    assert config.kits["k"].file == root.resolve() / "k.py"
