@@ -40,13 +40,22 @@ class KitContext:
     """What a kit knows besides its parameters.
 
     ``image`` is the default image set for this kit in ``.pipex.yml`` (None if
-    unset); ``root`` is the project root, to check files such as requirements.
+    unset); ``root`` is the project root. Kits look at project files only
+    through :meth:`is_file`, so the spec cache knows what they depend on.
     """
 
     step_id: str
     root: Path
     kit: str
     image: str | None = None
+    probed: list[Path] = field(default_factory=list, compare=False, repr=False)
+
+    def is_file(self, relative: str) -> bool:
+        """Whether ``relative`` (to the project root) is a file; recorded so that
+        adding or removing it invalidates the cached pipeline."""
+        path = self.root / relative
+        self.probed.append(path)
+        return path.is_file()
 
 
 @dataclass(frozen=True)

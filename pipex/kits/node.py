@@ -75,7 +75,7 @@ def expand(params: Mapping[str, Any], ctx: KitContext) -> dict[str, Any]:
     manager = param(params, "packageManager", "npm")
     install = param(params, "install")
     if install is None:
-        install = src is not None and (ctx.root / src / "package.json").is_file()
+        install = src is not None and ctx.is_file(f"{src}/package.json")
     if install and src is None:
         msg = "'install' needs 'src' (the directory holding package.json)"
         raise KitError(msg, param="install")

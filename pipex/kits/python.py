@@ -66,7 +66,7 @@ def expand(params: Mapping[str, Any], ctx: KitContext) -> dict[str, Any]:
         if posixpath.isabs(requirements) or ".." in requirements.split("/"):
             msg = f"'{requirements}' must be a path inside src"
             raise KitError(msg, param="requirements")
-        if not (ctx.root / src / requirements).is_file():
+        if not ctx.is_file(f"{src}/{requirements}"):
             msg = f"no file '{requirements}' in '{src}'"
             raise KitError(msg, param="requirements")
     version = param(params, "version", DEFAULT_VERSION)

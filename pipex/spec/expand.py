@@ -74,6 +74,7 @@ def _apply_kit(raw: Mapping[str, Any], i: int, doc: Document, root: Path, config
         msg = f"kit '{name}' returned {type(generated).__name__}, not a step mapping"
         out.errors.append(doc.error(msg, ["steps", i, "uses"]))
         return None
+    out.dependencies.extend(ctx.probed)
     step, kit_env = merge_step(raw, generated)
     if _STEP_SCHEMA is None:
         _STEP_SCHEMA = _step_schema()

@@ -49,6 +49,9 @@ def read_env_files(env_files: Iterable[Path | str]) -> dict[str, str]:
     return env
 
 
+_ABSENT = "absent"
+
+
 @dataclass(frozen=True)
 class _Dependency:
     """A file read while loading (an envFile or kit file); re-checked on a cache hit."""
@@ -60,15 +63,25 @@ class _Dependency:
 
     @classmethod
     def of(cls, path: Path) -> _Dependency:
-        data = path.read_bytes()
-        info = path.stat()
+        """Record a file's stat and content hash, or that it is absent (a kit probed for it)."""
+        try:
+            info = path.stat()
+            data = path.read_bytes()
+        except OSError:
+            return cls(str(path), -1, -1, _ABSENT)
         return cls(str(path), info.st_size, info.st_mtime_ns, xxhash.xxh3_128_hexdigest(data))
 
     def unchanged(self) -> bool:
+        """True when the file is as recorded (stat first; hash only when the stat moved)."""
         try:
             info = os.stat(self.path)
-            if (info.st_size, info.st_mtime_ns) == (self.size, self.mtime_ns):
-                return True
+        except OSError:
+            return self.digest == _ABSENT
+        if self.digest == _ABSENT:
+            return False
+        if (info.st_size, info.st_mtime_ns) == (self.size, self.mtime_ns):
+            return True
+        try:
             return xxhash.xxh3_128_hexdigest(Path(self.path).read_bytes()) == self.digest
         except OSError:
             return False

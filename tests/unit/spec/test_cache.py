@@ -145,3 +145,18 @@ def test_cache_hit_imports_neither_yaml_nor_jsonschema(project: Callable[..., Pa
         env={"PIPEX_CACHE_DIR": str(spec_cache), "PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_adding_a_file_a_kit_probed_for_invalidates(project: Callable[..., Path]) -> None:
+    root = project({"pipeline.yaml": "steps:\n  - id: web\n    uses: node\n    with: {src: web, run: node x.js}\n", "web/x.js": ""})
+    assert load_pipeline().steps[0].setup is None
+    (root / "web" / "package.json").write_text("{}")
+    assert load_pipeline().steps[0].setup is not None
+
+
+def test_edited_local_kit_file_invalidates(project: Callable[..., Path]) -> None:
+    kit = "def expand(params, ctx):\n    return {'image': 'x', 'cmd': ['v1']}\n"
+    root = project({"pipeline.yaml": "steps:\n  - id: a\n    uses: k\n", ".pipex.yml": "kits:\n  k: {file: k.py}\n", "k.py": kit})
+    assert load_pipeline().steps[0].cmd == ("v1",)
+    (root / "k.py").write_text(kit.replace("v1", "v2-longer"))
+    assert load_pipeline().steps[0].cmd == ("v2-longer",)
