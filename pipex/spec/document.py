@@ -118,6 +118,14 @@ def _loader_class() -> type:
         def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
             if not isinstance(node, yaml.MappingNode):
                 return super().construct_mapping(node, deep=deep)
+            # Only keys written in this mapping can clash; keys merged in with
+            # `<<: *anchor` are defaults the mapping's own keys override.
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE:
+                    if key_node.value in seen:
+                        self.duplicate_keys.append(key_node)
+                    seen.add(key_node.value)
             self.flatten_mapping(node)
             mapping: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -129,8 +137,6 @@ def _loader_class() -> type:
                         raise yaml.constructor.ConstructorError(
                             None, None, "found a mapping or list used as a key", key_node.start_mark
                         )
-                if key in mapping:
-                    self.duplicate_keys.append(key_node)
                 mapping[key] = self.construct_object(value_node, deep=deep)
             return mapping
 
@@ -155,6 +161,7 @@ def _loader_class() -> type:
 
 
 _LOADER: type | None = None
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 def parse_document(path: Path, *, shown: str | None = None, data: bytes | None = None) -> Document:

@@ -171,3 +171,15 @@ def test_user_fields_merge_over_kit_defaults(project: Callable[..., Path]) -> No
     assert step.caches == (CacheSpec("data", "/data"),)
     assert step.mounts == (PathMapping(".", "/project"),)
     assert step.allow_network is True
+
+
+def test_yaml_anchors_and_merge_keys_with_x_extension_fields(project: Callable[..., Path]) -> None:
+    project(
+        {
+            "pipeline.yaml": "x-defaults: &defaults\n  image: alpine:3.20\n  retries: 2\n"
+            "steps:\n  - <<: *defaults\n    id: a\n    cmd: echo\n"
+            "  - <<: *defaults\n    id: b\n    cmd: echo\n    retries: 1\n"
+        }
+    )
+    steps = load_pipeline().steps
+    assert [(s.id, s.image, s.retries) for s in steps] == [("a", "alpine:3.20", 2), ("b", "alpine:3.20", 1)]
