@@ -6,7 +6,8 @@ covers every byte that decides the result (file, schema, pipex version and
 source stamps, config, env files, project root), so an entry is never
 updated, only replaced; a stale one is simply never asked for again.
 Entries are written to a temp file and renamed, so a reader sees a whole
-pickle or none. Anything unreadable is treated as a miss.
+pickle or none. Anything unreadable is treated as a miss. Each write keeps
+only the newest ``MAX_ENTRIES`` entries, so edits do not grow it forever.
 
 # NOTE: pickle is only safe because the directory is the user's own cache;
 # nothing from a pipeline file is ever unpickled from elsewhere.
@@ -27,6 +28,7 @@ import xxhash
 __all__ = ["cache_dir", "cache_key", "read", "write", "source_stamp"]
 
 _FORMAT = b"pipex-spec-cache-1"
+MAX_ENTRIES = 256
 
 
 def cache_dir() -> Path:
@@ -109,5 +111,29 @@ def write(key: str, value: Any) -> None:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+        _prune(directory)
     except Exception:  # caching is an optimisation; never fail a command over it
         return
+
+
+def _prune(directory: Path) -> None:
+    """Keep the newest MAX_ENTRIES entries; drop temp files a crash left an hour ago.
+
+    Runs only after a miss (a write), so a hit never pays for it.
+    """
+    import time
+
+    entries = []
+    for entry in os.scandir(directory):
+        try:
+            info = entry.stat()
+        except OSError:
+            continue
+        if entry.name.startswith(".tmp-"):
+            if info.st_mtime < time.time() - 3600:
+                Path(entry.path).unlink(missing_ok=True)
+        elif entry.name.endswith(".pickle"):
+            entries.append((info.st_mtime_ns, entry.path))
+    if len(entries) > MAX_ENTRIES:
+        for _, path in sorted(entries)[: len(entries) - MAX_ENTRIES]:
+            Path(path).unlink(missing_ok=True)

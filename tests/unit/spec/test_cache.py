@@ -160,3 +160,11 @@ def test_edited_local_kit_file_invalidates(project: Callable[..., Path]) -> None
     assert load_pipeline().steps[0].cmd == ("v1",)
     (root / "k.py").write_text(kit.replace("v1", "v2-longer"))
     assert load_pipeline().steps[0].cmd == ("v2-longer",)
+
+
+def test_cache_keeps_only_the_newest_entries(spec_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 3)
+    for i in range(6):
+        cache.write(cache.cache_key(str(i).encode()), i)
+    assert len(list((spec_cache / "spec-cache").glob("*.pickle"))) == 3
+    assert cache.read(cache.cache_key(b"5")) == 5
