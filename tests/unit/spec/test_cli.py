@@ -90,3 +90,12 @@ def test_schema_prints_json(tmp_path: Path) -> None:
     assert json.loads(result.output)["title"] == "pipex pipeline"
     result = CliRunner().invoke(app, ["schema", "--config"])
     assert json.loads(result.output)["title"].startswith("pipex project configuration")
+
+
+def test_validate_refuses_both_argument_and_f(project: Callable[..., Path]) -> None:
+    root = project({"pipeline.yaml": GOOD})
+    result = _pipex("validate", ".", "-f", "pipeline.yaml", cwd=root)
+    assert (result.returncode, result.stderr) == (
+        2,
+        "pipex: give the pipeline either as an argument or with -f, not both\n",
+    )
