@@ -106,16 +106,6 @@ def _executor_factory(config: Any) -> Any:
     return make
 
 
-def _image_resolver(refs: list[str]) -> dict[str, str | None]:
-    from pipex.executor.docker import DockerExecutor
-
-    executor = DockerExecutor()
-    try:
-        return executor.resolve_images(refs)
-    finally:
-        executor.close()
-
-
 def plan(
     path: Path | str | None = None,
     *,
@@ -141,7 +131,6 @@ def plan(
         targets=tuple(targets),
         force=forced,
         condition_env=condition_env(env_files),
-        image_resolver=None if offline else _image_resolver,
         offline=offline,
     )
 
@@ -187,7 +176,7 @@ def build(
     container it started; finished steps stay recorded.
     """
     from pipex.errors import InterruptedBuild
-    from pipex.plan import make_plan
+    from pipex.plan import Planner
     from pipex.runner import BuildOptions, Runner
 
     project = project or load(path, env_files=env_files)
@@ -204,28 +193,27 @@ def build(
     opened = open_store(store, config)
     cancel = cancel or threading.Event()
     cond_env = condition_env(env_files)
-    from pipex.plan import Planner
-
     with opened.shared_lock():
         _check_workspace_root(opened, name, project, explicit=workspace is not None)
         with _workspace_lock(opened, name, sink):
             opened.create_workspace(name, pipeline.root.resolve())
-            the_plan = make_plan(
+            planner = Planner(
                 pipeline,
                 opened,
                 workspace=name,
-                targets=tuple(targets),
                 force=forced,
                 condition_env=cond_env,
-                image_resolver=None if offline else _image_resolver,
                 offline=offline,
             )
+            the_plan = planner.plan(tuple(targets))
+            for warning in the_plan.warnings:
+                sink(Event(EventKind.WARNING, data={"message": warning}))
             runner = Runner(
                 pipeline,
                 opened,
                 name,
                 the_plan,
-                planner=Planner(pipeline, opened),
+                planner=planner,
                 executor_factory=_executor_factory(config),
                 options=BuildOptions(concurrency=jobs, keep_going=keep_going, force=forced, verbose=verbose, condition_env=cond_env),
                 sink=sink,

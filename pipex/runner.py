@@ -11,7 +11,6 @@ them cached (early cutoff).
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -25,6 +24,7 @@ from pipex import __version__
 from pipex.errors import PipexError
 from pipex.report import Event, EventKind, EventSink
 from pipex.spec.model import Pipeline, Step
+from pipex.store._fs import rmtree
 
 __all__ = ["StepOutcome", "StepResult", "BuildResult", "BuildOptions", "Runner"]
 
@@ -110,8 +110,8 @@ class _RunJob:
 class Runner:
     """Run one plan against one store and workspace, reporting through ``sink``.
 
-    ``planner`` supplies ``resolve_step(step, input_trees=..., image_id=...)``
-    and ``recheck_host_paths(step, document) -> list[str]``; ``executor_factory``
+    ``planner`` (a ``pipex.plan.Planner``) decides pending steps and re-checks
+    host paths after a step ran; ``executor_factory``
     is called (once) only when a step really has to run, so an all-cached build
     never touches Docker.
     """
@@ -258,12 +258,17 @@ class Runner:
     # -- deciding ------------------------------------------------------------------------
 
     def _decide(self, step: Step, step_plan: Any, results: Mapping[str, StepResult]) -> StepResult | _RunJob:
-        """Skip, reuse a run, or make a job; cheap enough for the main thread."""
+        """Skip, reuse a run, or make a job; cheap enough for the main thread.
+
+        Steps the plan already decided as cached are taken as they are; the
+        others (run, pending) are decided again by the planner now that their
+        inputs' output trees are known, so early cutoff applies.
+        """
         from pipex.plan import StepStatus
 
-        forced = self.options.forced(step.id)
         if step_plan.status is StepStatus.SKIPPED:
-            return StepResult(step.id, StepOutcome.SKIPPED, reason=step_plan.reasons[0] if step_plan.reasons else "skipped")
+            reason = "; ".join(step_plan.reasons) if step_plan.reasons else "skipped"
+            return StepResult(step.id, StepOutcome.SKIPPED, reason=reason)
         input_trees: dict[str, str | None] = {}
         for ref in step.inputs:
             upstream = results.get(ref.step)
@@ -277,20 +282,21 @@ class Runner:
             else:
                 state = upstream.outcome.value if upstream else "not built"
                 return StepResult(step.id, StepOutcome.SKIPPED, reason=f"input '{ref.step}' {state}")
-        if step_plan.status is StepStatus.CACHED and not forced:
-            return self._cached(step, step_plan.run_id or step_plan.fingerprint)
-        image_id = self._image_id(step.image)
-        fingerprint, document = self.planner.resolve_step(step, input_trees=input_trees, image_id=image_id)
-        if not forced and self.store.has_run(fingerprint):
-            return self._cached(step, fingerprint)
-        reason = "forced" if forced else (", ".join(step_plan.reasons) if step_plan.status is StepStatus.RUN else None)
-        return _RunJob(step, fingerprint, document, image_id, input_trees, reason or "inputs changed")
+        if step_plan.status is StepStatus.CACHED:
+            return self._cached(step, step_plan.run_id, step_plan.output_tree)
+        image_id = self.planner.image_of(step) or self._image_id(step.image)
+        decided = self.planner.decide(step.id, input_trees=input_trees, image_id=image_id)
+        if decided.status is StepStatus.CACHED:
+            return self._cached(step, decided.run_id, decided.output_tree)
+        reason = "; ".join(decided.reasons) or "never built"
+        return _RunJob(step, decided.fingerprint, dict(decided.document), image_id, input_trees, reason)
 
-    def _cached(self, step: Step, run_id: str) -> StepResult:
-        record = self.store.read_run(run_id)
+    def _cached(self, step: Step, run_id: str, tree_id: str | None = None) -> StepResult:
+        if tree_id is None:
+            tree_id = self.store.read_run(run_id).meta.get("output_tree")
         if self.store.get_ref(self.workspace, step.id) != run_id:
             self.store.set_ref(self.workspace, step.id, run_id)
-        return StepResult(step.id, StepOutcome.CACHED, run_id=run_id, tree_id=record.meta.get("output_tree"))
+        return StepResult(step.id, StepOutcome.CACHED, run_id=run_id, tree_id=tree_id)
 
     # -- executing (worker threads) ---------------------------------------------------------
 
@@ -319,7 +325,7 @@ class Runner:
         attempts = step.retries + 1
         for attempt in range(1, attempts + 1):
             if output.exists():
-                _remove_tree(output)
+                rmtree(output)
             output.mkdir()
             self._copy_inputs_to_output(job, output)
             if attempt > 1:
@@ -465,7 +471,7 @@ class Runner:
 
         return Invocation(
             step_id=step.id,
-            image=step.image,
+            image=job.image_id,  # exactly the image the fingerprint names
             cmd=step.cmd,
             env=dict(step.env),
             output_dir=output,
@@ -533,11 +539,3 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:
     except OSError:
         return []
     return text.splitlines()[-lines:]
-
-
-def _remove_tree(path: Path) -> None:
-    def _make_writable(func: Callable[..., Any], name: str, _exc: BaseException) -> None:
-        os.chmod(os.path.dirname(name), 0o700)
-        func(name)
-
-    shutil.rmtree(path, onexc=_make_writable)

@@ -34,7 +34,7 @@ def _run_build(
 
     force_value: bool | str = True if force == "*" else (force or False)
     if dry_run:
-        from pipex.cli.plan_cmds import render_plan
+        from pipex.plan_cli import render_plan
 
         the_plan = api.plan(
             pipeline, targets=targets, workspace=workspace, force=force_value,

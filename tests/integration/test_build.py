@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,11 +290,13 @@ def test_secrets_are_files_and_never_recorded(project: Project, monkeypatch: pyt
       - id: s
         image: {BUSYBOX}
         secrets: [{{name: token, env: PIPEX_TEST_TOKEN}}]
-        cmd: test "$(cat /run/secrets/token)" = s3cr3t-value && echo ok > /output/ok && env
+        cmd: wc -c < /run/secrets/token > /output/size && md5sum < /run/secrets/token > /output/md5 && env
     """
     project.write(pipeline)
     result = project.build()
     assert project.outcomes(result) == {"s": "succeeded"}
+    assert project.output(result, "s", "size").strip() == "12"
+    assert project.output(result, "s", "md5").split()[0] == hashlib.md5(b"s3cr3t-value").hexdigest()
     run_dir = project.store / "runs" / result.results[0].run_id
     for path in run_dir.iterdir():
         assert "s3cr3t-value" not in path.read_text(errors="replace"), path.name
