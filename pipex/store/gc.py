@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipex.errors import StoreCorruptError, StoreError
 from pipex.store import locks
@@ -31,6 +33,8 @@ from pipex.store.store import Store
 from pipex.store.trees import tree_object_keys
 
 __all__ = ["GcReport", "PruneReport", "gc", "prune"]
+
+_SWEEP_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,20 @@ def _dir_bytes(path: str) -> int:
     return total
 
 
+def _sweep_objects(directory: Path, prefix: str, live: set[str], dry_run: bool) -> tuple[int, int, int]:
+    removed = kept = freed = 0
+    with os.scandir(directory) as it:
+        for entry in it:
+            if prefix + entry.name in live:
+                kept += 1
+                continue
+            freed += entry.stat(follow_symlinks=False).st_size
+            removed += 1
+            if not dry_run:
+                os.unlink(entry.path)
+    return removed, kept, freed
+
+
 def collect(store: Store, *, dry_run: bool, skip_refs: Collection[tuple[str, str, str]] = ()) -> GcReport:
     """Mark and sweep; the caller holds the store lock (exclusive unless ``dry_run``)."""
     with store_errors("gc failed"):
@@ -157,26 +175,24 @@ def collect(store: Store, *, dry_run: bool, skip_refs: Collection[tuple[str, str
                     if not dry_run:
                         os.unlink(entry.path)
 
-        objects = kept_objects = 0
-        objects_dir = root / "objects"
-        for prefix in os.listdir(objects_dir):
-            with os.scandir(objects_dir / prefix) as it:
-                for entry in it:
-                    if prefix + entry.name in live_objects:
-                        kept_objects += 1
-                        continue
-                    freed += entry.stat(follow_symlinks=False).st_size
-                    objects += 1
-                    if not dry_run:
-                        os.unlink(entry.path)
-
-        checkouts = 0
-        for tree in os.listdir(root / "checkouts"):
-            if tree in live_trees:
-                continue
-            checkouts += 1
-            if not dry_run:
-                rmtree(store._retire(root / "checkouts" / tree))
+        # NOTE: freeing an inode costs ~100 µs on some filesystems (ext4 with
+        # discard): the sweep runs in threads (unlink releases the GIL), one
+        # fan-out dir per task, alongside the removal of dead checkouts.
+        dead_checkouts = [t for t in os.listdir(root / "checkouts") if t not in live_trees]
+        with ThreadPoolExecutor(max_workers=_SWEEP_THREADS) as pool:
+            checkout_jobs = [] if dry_run else [pool.submit(rmtree, store._retire(root / "checkouts" / t)) for t in dead_checkouts]
+            sweeps = pool.map(
+                lambda prefix: _sweep_objects(root / "objects" / prefix, prefix, live_objects, dry_run),
+                os.listdir(root / "objects"),
+            )
+            objects = kept_objects = 0
+            for removed, kept, size in sweeps:
+                objects += removed
+                kept_objects += kept
+                freed += size
+            for job in checkout_jobs:
+                job.result()
+        checkouts = len(dead_checkouts)
 
         if not dry_run:
             store.clear_stale_staging()

@@ -104,6 +104,11 @@ class ObjectDB:
             os.makedirs(os.path.join(self._root_b, prefix), exist_ok=True)
             self._prefixes.add(prefix)
 
+    def ensure_fanout(self) -> None:
+        """Create all 256 fan-out dirs now (a store in use has them; ingest makes them lazily)."""
+        for i in range(256):
+            self._ensure_prefix(f"{i:02x}")
+
     def _present(self, dest: bytes, size: int) -> bool:
         # A same-named object of another size is damaged: replace it with this good copy.
         try:

@@ -112,7 +112,7 @@ def test_links_leaving_the_output_are_refused_naming_the_file(store: Store, make
     with pytest.raises(UnsafeOutputError, match=r"output symlink 'evil' -> .* inside the output"):
         store.ingest(out)
     assert (out / "ok").read_bytes() == b"kept"  # refused before anything moved
-    assert not any((store.root / "objects").iterdir())
+    assert not list((store.root / "objects").glob("*/*"))
 
 
 def test_link_escaping_through_another_link_is_refused(store: Store, make_output) -> None:
