@@ -351,6 +351,10 @@ class DockerExecutor:
         for mount in inv.mounts:
             binds[str(mount.source)] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
         if needs_network and self._network.ca_bundle is not None:
+            if not self._network.ca_bundle.is_file():
+                # The engine would create a directory there and mount it.
+                msg = f"CA bundle '{self._network.ca_bundle}' (caBundle in .pipex.yml) is not a file"
+                raise HostPathError(msg)
             binds[str(self._network.ca_bundle)] = {"bind": CONTAINER_CA_PATH, "mode": "ro"}
         if secrets_dir is not None:
             for secret in inv.secrets:
@@ -572,6 +576,7 @@ class _LogSink:
 
     def __init__(self, inv: Invocation) -> None:
         self._inv = inv
+        self._on_log = inv.on_log
         self._files: dict[int, IO[bytes]] = {}
         self._partial: dict[int, bytes] = {1: b"", 2: b""}
 
@@ -587,24 +592,29 @@ class _LogSink:
         handle = self._files[stream]
         handle.write(data)
         handle.flush()  # so the file grows while the step runs
-        on_log = self._inv.on_log
-        if on_log is None:
+        if self._on_log is None:
             return
-        name = "stderr" if stream == 2 else "stdout"
         buffered = self._partial[stream] + data
         *lines, rest = buffered.split(b"\n")
         for line in lines:
-            on_log(name, line.decode("utf-8", "replace"))
+            self._emit(stream, line)
         if len(rest) > _MAX_LINE:
-            on_log(name, rest.decode("utf-8", "replace"))
+            self._emit(stream, rest)
             rest = b""
         self._partial[stream] = rest
 
+    def _emit(self, stream: int, line: bytes) -> None:
+        if self._on_log is None:
+            return
+        try:
+            self._on_log("stderr" if stream == 2 else "stdout", line.decode("utf-8", "replace"))
+        except Exception:  # NOTE: a broken display must not fail the step; the files still get everything
+            self._on_log = None
+
     def __exit__(self, *exc: object) -> None:
-        on_log = self._inv.on_log
         for stream, rest in self._partial.items():
-            if rest and on_log is not None:
-                on_log("stderr" if stream == 2 else "stdout", rest.decode("utf-8", "replace"))
+            if rest:
+                self._emit(stream, rest)
         for handle in self._files.values():
             handle.close()
 
@@ -627,9 +637,13 @@ class _Pump:
         try:
             for stream, data in frames_iter(self._sock, tty=False):
                 if self._sink is not None and data:
-                    self._sink.write(stream, data)
+                    try:
+                        self._sink.write(stream, data)
+                    except Exception as error:  # a full disk or a failing on_log: keep draining,
+                        self.error = error  # or the step would block on a full pipe forever
+                        self._sink = None
         except (OSError, ValueError) as error:  # closed under us by close() after a kill
-            self.error = error
+            self.error = self.error or error
         finally:
             self.done.set()
 

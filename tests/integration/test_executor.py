@@ -379,11 +379,14 @@ def test_logs_stream_to_files_while_the_step_runs(executor: Any, make_invocation
     )
     with in_thread(lambda: run(executor, inv)) as box:
         deadline = time.monotonic() + 20
-        while not (inv.stdout_path.exists() and inv.stdout_path.read_text() == "first\n"):
-            assert time.monotonic() < deadline, "stdout.log did not grow while the step ran"
+        def grown() -> bool:
+            paths = (inv.stdout_path, inv.stderr_path)
+            return all(p.exists() for p in paths) and [p.read_text() for p in paths] == ["first\n", "warn\n"]
+
+        while not grown():
+            assert time.monotonic() < deadline, "the log files did not grow while the step ran"
             time.sleep(0.05)
-        assert "result" not in box  # seen before the step ended
-        assert inv.stderr_path.read_text() == "warn\n"
+        assert "result" not in box  # seen before the step ended (it sleeps 3 s more)
     assert box["result"].ok
     assert stdout(inv) == "first\nlast-no-newline"
     # stdout and stderr are separate pipes: order is kept within a stream only.
@@ -658,3 +661,30 @@ def test_run_uses_the_image_ensure_image_resolved(executor: Any, make_invocation
     assert not any("/images/" in call for call in calls)
     # create, attach, start, wait, remove: the bare cycle plus the log stream.
     assert len(calls) == 5, calls
+
+
+def test_a_failing_log_callback_does_not_hang_the_step(executor: Any, make_invocation: MakeInvocation) -> None:
+    def on_log(stream: str, line: str) -> None:
+        raise RuntimeError("terminal gone")
+
+    inv = make_invocation("head -c 4194304 /dev/zero | tr '\\0' 'a' | fold -w 100; echo end", on_log=on_log, timeout_sec=60)
+    result = run(executor, inv)
+    assert result.ok and not result.timed_out
+    assert inv.stdout_path.stat().st_size == (4 << 20) + (4 << 20) // 100 + len("end\n")  # the log file still got everything
+
+
+def test_a_missing_ca_bundle_is_reported_not_mounted_as_a_directory(
+    make_invocation: MakeInvocation, tmp_path: Path
+) -> None:
+    from pipex.errors import HostPathError
+    from pipex.executor.docker import DockerExecutor
+
+    missing = tmp_path / "nope.pem"
+    ex = DockerExecutor(network=NetworkConfig(ca_bundle=missing))
+    try:
+        with pytest.raises(HostPathError, match="caBundle"):
+            run(ex, make_invocation("true", network=True))
+        assert run(ex, make_invocation("true")).ok  # isolated steps do not need it
+        assert not missing.exists()
+    finally:
+        ex.close()
