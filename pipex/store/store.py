@@ -142,8 +142,10 @@ class Store:
             root = root.resolve()
             store = cls(root)
             for name in _LAYOUT:
-                with contextlib.suppress(FileExistsError):
-                    (root / name).mkdir()
+                # A read-only store can still be read: only create what is missing.
+                if not (root / name).is_dir():
+                    with contextlib.suppress(FileExistsError):
+                        (root / name).mkdir()
             store._check_format()
             store._dev = os.stat(root / "objects").st_dev
         store.clear_stale_staging()
@@ -196,7 +198,11 @@ class Store:
         try:
             yield path
         finally:
-            rmtree(path)
+            # NOTE: files another user (a container's root) left behind cannot be
+            # removed by us; they stay as staging garbage rather than turning a
+            # finished build into a traceback. Store.open retries once we are gone.
+            with contextlib.suppress(OSError):
+                rmtree(path)
 
     def _tmpdir(self) -> str:
         return self._tmp.get()
@@ -484,7 +490,13 @@ class Store:
     def _retire(self, path: Path) -> Path:
         """Rename ``path`` into this process's temp dir (an atomic disappearance); return where it went."""
         aside = Path(self._tmpdir()) / f"old-{path.name}-{secrets.token_hex(4)}"
-        os.rename(path, aside)
+        try:
+            os.rename(path, aside)
+        except PermissionError:
+            # Moving a directory to another parent rewrites its "..": it must be
+            # writable, and checkouts are 0555.
+            os.chmod(path, 0o755)
+            os.rename(path, aside)
         return aside
 
     def read_run(self, run_id: str) -> RunRecord:

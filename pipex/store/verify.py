@@ -126,6 +126,8 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
                 if entry.oid is None:
                     continue
                 key = entry.oid + (".x" if entry.executable else "")
+                if key not in good_objects and key not in corrupt_objects and _sound(store, key, entry.oid):
+                    good_objects.add(key)  # stored by a build after the object pass
                 if key not in good_objects:
                     bad_trees.add(tree_id)
                     if key not in corrupt_objects:
@@ -182,6 +184,13 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
     if not repair or not problems:
         return report
     return _repair(store, report, corrupt_objects, corrupt_trees, bad_trees, bad_runs, bad_refs, bad_pins)
+
+
+def _sound(store: Store, key: str, oid: str) -> bool:
+    try:
+        return hash_file(store.root / "objects" / key[:2] / key[2:]) == oid
+    except OSError:
+        return False
 
 
 def _repair(
