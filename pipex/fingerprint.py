@@ -329,6 +329,7 @@ class HostHasher:
         # "path\0kind\0value": sorting these strings sorts by path, as \0 sorts first.
         rows: list[str] = []
         now_ns = time.time_ns()
+        racy_ns = _RACY_NS
         top = os.path.join(self.root, rel_path)
         try:
             # The mount root itself is followed (Docker follows it too); links inside are not.
@@ -387,8 +388,27 @@ class HostHasher:
                         rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
                         if entry.is_dir(follow_symlinks=False):
                             stack.append((rel, entry.path))
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                        # Fast path, inlined because it runs once per file: an unchanged
+                        # regular file keeps its cache entry (the same tuple, no allocation).
+                        cached = old.get(rel)
+                        if (
+                            cached is not None
+                            and cached[0] == st.st_size
+                            and cached[1] == st.st_mtime_ns
+                            and cached[2] == st.st_ino
+                            and cached[3] == st.st_ctime_ns
+                            and stat.S_ISREG(st.st_mode)
+                            and now_ns - st.st_mtime_ns > racy_ns
+                            and now_ns - st.st_ctime_ns > racy_ns
+                        ):
+                            oid = cached[4]
+                            fresh[rel] = cached
+                            files[prefix + rel] = oid
+                            rows.append(f"{rel}\0x\0{oid}" if st.st_mode & 0o111 else f"{rel}\0f\0{oid}")
                         else:
-                            visit(entry.path, rel, entry.stat(follow_symlinks=False))
+                            visit(entry.path, rel, st)
         else:
             visit(top, "", top_stat)
 

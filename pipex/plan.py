@@ -23,7 +23,9 @@ rebuilds. Ids are found without Docker where that is safe, else in ONE batch:
   ``image_id``; if ``image_ref`` equals the step's image and the reference is
   pinned by digest (``@sha256:``), its recorded id is reused: a digest cannot
   move;
-- with ``offline=True`` (``--offline``) recorded ids are reused for tags too;
+- with ``offline=True`` (``--offline``) recorded ids are reused for tags too,
+  each step trusting its own last run (a step never built here -> RUN
+  "image X not resolved: --offline ...");
 - every other reference (tags, and images never built in this workspace) is
   resolved by ONE ``image_resolver`` call for all of them; the default
   resolver is one read-only ``GET /images/json`` on the Docker socket
