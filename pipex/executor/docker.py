@@ -36,7 +36,8 @@ direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
   is a failed step (127 / 126, message "cannot start: …"), not a pipex error.
 * Network: ``network_mode="none"`` unless a phase needs it; a setup with
   network on an isolated step starts on the default bridge and is
-  disconnected before ``cmd``. Network-enabled phases get the proxy variables
+  disconnected before ``cmd`` (and an isolated setup of a networked step is
+  disconnected until ``cmd``). Network-enabled phases get the proxy variables
   and, when configured, the CA bundle mounted read-only with the CA variables
   pointing at it (setup: exec env; run: container env). NOTE: the bundle's
   mount cannot be removed from a running container, so an isolated run phase
@@ -87,11 +88,14 @@ _KILL_AND_CHOWN = 'kill -9 -1 2>/dev/null; chown -R "$0" "$@" 2>/dev/null; true'
 #: the output and caches to the caller; on SIGTERM (timeout/cancel) kill
 #: everything else first. {owner} and {paths} are shell-quoted by `_owning_cmd`.
 _OWNING_WRAPPER = (
-    '"$@" & child=$!; '
+    # The trap comes first so a SIGTERM right after start is not lost (PID 1
+    # ignores untrapped signals); the background child gets default handlers.
     "trap 'kill -9 -1 2>/dev/null; chown -R {owner} {paths} 2>/dev/null; exit 143' TERM; "
+    '"$@" & child=$!; '
     "wait $child; rc=$?; chown -R {owner} {paths} 2>/dev/null; exit $rc"
 )
 _WRAPPER_GRACE_SEC = 10.0  # how long the wrapper may take to kill and chown before SIGKILL
+_BRIDGE = "bridge"  # the engine's default network: what "allowNetwork" means
 _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _MAX_LINE = 1 << 20  # an on_log line longer than this is cut, so memory stays bounded
 _SPOOL_MAX = 16 << 20  # sources archives up to this size stay in memory
@@ -364,7 +368,7 @@ class DockerExecutor:
             env.update(network_env(self._network))
         host_config: dict[str, Any] = {
             "binds": binds,
-            "network_mode": "bridge" if needs_network else "none",
+            "network_mode": _BRIDGE if needs_network else "none",
             "security_opt": ["no-new-privileges"],
             "read_only": inv.read_only_rootfs,
         }
@@ -468,6 +472,13 @@ class DockerExecutor:
             return failed_start
         deadline = _deadline(inv.timeout_sec)
         owned_paths = [inv.output_path, *(m.target for m in inv.mounts if not m.read_only)]
+        # The engine cannot connect a container created without network, so a
+        # step whose run phase alone has network starts on the bridge and is
+        # disconnected for setup, then reconnected.
+        isolated_setup = bool(inv.setup_cmd) and inv.network and not inv.setup_network
+        if isolated_setup:
+            with _mapped_errors(f"isolating the setup of step '{inv.step_id}' from the network"):
+                api.disconnect_container_from_network(container_id, _BRIDGE, force=True)
         try:
             if inv.setup_cmd:
                 setup_env = network_env(self._network) if inv.setup_network else {}
@@ -481,7 +492,10 @@ class DockerExecutor:
                     return code, False, False, Phase.SETUP, f"setup failed with exit code {code}"
                 if inv.setup_network and not inv.network:
                     with _mapped_errors(f"isolating step '{inv.step_id}' from the network"):
-                        api.disconnect_container_from_network(container_id, "bridge", force=True)
+                        api.disconnect_container_from_network(container_id, _BRIDGE, force=True)
+                if isolated_setup:
+                    with _mapped_errors(f"connecting step '{inv.step_id}' to the network"):
+                        api.connect_container_to_network(container_id, _BRIDGE)
             code = self._exec(container_id, inv.cmd, {}, inv.user, sink, cancel, stop, deadline)
             self._fix_owner(container_id, owner, owned_paths)
             return _finished(code, Phase.RUN)

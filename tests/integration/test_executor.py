@@ -688,3 +688,18 @@ def test_a_missing_ca_bundle_is_reported_not_mounted_as_a_directory(
         assert not missing.exists()
     finally:
         ex.close()
+
+
+def test_isolated_setup_of_a_networked_step_has_no_network_until_cmd(
+    executor: Any, make_invocation: MakeInvocation
+) -> None:
+    url = mirror_url()
+    probe = f"import sys, urllib.request\ntry:\n    urllib.request.urlopen(sys.argv[1], timeout=10); print('reached')\nexcept OSError: print('offline')"
+    inv = make_invocation(
+        ("python3", "-c", probe, url),
+        image=PYTHON,
+        setup_cmd=("python3", "-c", probe, url),
+        network=True,
+    )
+    assert run(executor, inv).ok, inv.stderr_path.read_text()
+    assert stdout(inv) == "offline\nreached\n"
