@@ -194,3 +194,23 @@ def test_plan_command_end_to_end(tmp_path) -> None:
     unknown = _run_cli(project, store.root, tmp_path, "--offline", "stat")
     assert unknown.returncode == 2
     assert "unknown target 'stat'" in unknown.stderr and "'stats'" in unknown.stderr
+
+
+def test_graph_command_styles_by_status(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    (project / "scripts" / "a.py").write_text("print(1)\n")
+    (project / "pipeline.yaml").write_text(PIPELINE)
+    env = {**os.environ, "PIPEX_STORE": str(tmp_path / "store"), "PIPEX_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("CI", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipex", "graph", "--format", "dot", "--offline"],
+        cwd=project, env=env, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"fetch" -> "stats";' in done.stdout
+    assert 'tooltip="skipped"' in done.stdout and 'tooltip="run"' in done.stdout
