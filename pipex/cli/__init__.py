@@ -73,7 +73,7 @@ def normalise_argv(argv: list[str]) -> list[str]:
         if arg in names:
             following = argv[index + 1] if index + 1 < len(argv) else None
             if following is None or following.startswith("-") or argv[0] in _FLAG_ONLY:
-                out.append(f"{arg}=*")
+                out.extend((f"{arg}=*",) if arg.startswith("--") else (arg, "*"))
             else:
                 out.extend((arg, following))
                 index += 1
