@@ -102,7 +102,7 @@ class ExecutionResult:
     cancelled: bool
     failed_phase: Phase | None  # None when exit_code == 0
     image_id: str  # the id of the image actually used
-    started_at: float  # time.time() when the container was created
+    started_at: float  # time.time() when run() began
     finished_at: float
     message: str | None = None  # e.g. "timed out after 5s", "setup failed with exit code 3"
 

@@ -42,7 +42,9 @@ direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
   pointing at it (setup: exec env; run: container env). NOTE: the bundle's
   mount cannot be removed from a running container, so an isolated run phase
   after a networked setup can still see the (public) file, but no variable
-  points at it and it never enters a fingerprint.
+  points at it and it never enters a fingerprint; likewise the isolated setup
+  of a networked step inherits the run phase's container env (proxy and CA
+  variables), though it has no network.
 * Secrets: each is written to a 0400 file in a private (0700) temp dir,
   bind-mounted read-only at ``/run/secrets/<name>``, and deleted afterwards.
 * Logs: the multiplexed stream is read on a pump thread, appended to the log
@@ -66,7 +68,14 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
 
-from pipex.errors import ContainerError, DockerUnavailableError, HostPathError, ImageError, PipexError
+from pipex.errors import (
+    ContainerError,
+    DockerUnavailableError,
+    HostPathError,
+    ImageError,
+    PipexError,
+    StoreError,
+)
 from pipex.executor.base import (
     CANCELLED_EXIT_CODE,
     TIMEOUT_EXIT_CODE,
@@ -595,9 +604,13 @@ class _LogSink:
         self._partial: dict[int, bytes] = {1: b"", 2: b""}
 
     def __enter__(self) -> _LogSink:
-        self._inv.stdout_path.parent.mkdir(parents=True, exist_ok=True)
-        self._inv.stderr_path.parent.mkdir(parents=True, exist_ok=True)
-        self._files = {1: open(self._inv.stdout_path, "ab"), 2: open(self._inv.stderr_path, "ab")}
+        try:
+            self._inv.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+            self._inv.stderr_path.parent.mkdir(parents=True, exist_ok=True)
+            self._files = {1: open(self._inv.stdout_path, "ab"), 2: open(self._inv.stderr_path, "ab")}
+        except OSError as error:
+            msg = f"step '{self._inv.step_id}': cannot write its logs: {error.filename}: {error.strerror}"
+            raise StoreError(msg) from None
         return self
 
     def write(self, stream: int, data: bytes) -> None:
