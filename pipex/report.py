@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, TextIO
 
-__all__ = ["EventKind", "Event", "EventSink", "JsonRenderer", "ConsoleRenderer", "make_renderer"]
+__all__ = ["EventKind", "Event", "EventSink", "JsonRenderer", "ConsoleRenderer", "LiveRenderer", "make_renderer"]
 
 
 class EventKind(str, Enum):
@@ -25,6 +25,7 @@ class EventKind(str, Enum):
     STEP_FAILED = "STEP_FAILED"
     STEP_RETRYING = "STEP_RETRYING"
     STEP_LOG = "STEP_LOG"
+    IMAGE_PULL = "IMAGE_PULL"
     WARNING = "WARNING"
     PIPELINE_FINISHED = "PIPELINE_FINISHED"
     PIPELINE_FAILED = "PIPELINE_FAILED"
@@ -115,6 +116,10 @@ class ConsoleRenderer:
         if kind is EventKind.WARNING:
             self._line(self._paint(f"warning: {data.get('message', '')}", "yellow"))
             return
+        if kind is EventKind.IMAGE_PULL:
+            if not self._quiet and not data.get("done"):
+                self._line(self._paint(f"pull    {data.get('image', '')}: {data.get('status', '')}", "dim"))
+            return
         if self._quiet and kind not in (EventKind.STEP_FAILED, EventKind.PIPELINE_FAILED):
             return
         if kind is EventKind.STEP_STARTING:
@@ -156,8 +161,72 @@ class ConsoleRenderer:
             )
 
 
+class LiveRenderer(ConsoleRenderer):
+    """On a terminal: the console lines, plus a live line per running step with its elapsed time."""
+
+    def __init__(self, *, verbose: bool = False, quiet: bool = False) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        super().__init__(sys.stderr, verbose=verbose, quiet=quiet)
+        self._console = Console(stderr=True, highlight=False)
+        self._running: dict[str, float] = {}
+        self._pulls: dict[str, str] = {}
+        self._live = Live(console=self._console, refresh_per_second=8, transient=True, get_renderable=self._render)
+        self._started = False
+
+    def _render(self) -> Any:
+        from rich.text import Text
+
+        now = time.monotonic()
+        text = Text()
+        for image, status in self._pulls.items():
+            text.append(f"  pulling {image}: {status}\n", style="dim")
+        for step, since in self._running.items():
+            text.append("  running ", style="cyan")
+            text.append(f"{step}  {now - since:.1f}s\n")
+        return text
+
+    def _line(self, text: str) -> None:
+        # Printing through the Live console keeps the live lines below the log.
+        with self._lock:
+            self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def __call__(self, event: Event) -> None:
+        kind = event.kind
+        if kind is EventKind.PIPELINE_START and not self._started:
+            self._live.start()
+            self._started = True
+        elif kind is EventKind.STEP_STARTING and event.step:
+            self._running[event.step] = time.monotonic()
+        elif kind in (EventKind.STEP_FINISHED, EventKind.STEP_FAILED) and event.step:
+            self._running.pop(event.step, None)
+        elif kind is EventKind.IMAGE_PULL:
+            image = str(event.data.get("image", ""))
+            if event.data.get("done"):
+                self._pulls.pop(image, None)
+            else:
+                self._pulls[image] = str(event.data.get("status", ""))
+            if self._started:
+                self._live.refresh()
+            return
+        if self._started:
+            self._live.refresh()  # the live lines are re-rendered only on refresh
+        super().__call__(event)
+        if kind in (EventKind.PIPELINE_FINISHED, EventKind.PIPELINE_FAILED):
+            self.close()
+
+    def close(self) -> None:
+        """Stop the live display (also when a build ends with an error instead of an event)."""
+        if self._started:
+            self._live.stop()
+            self._started = False
+
+
 def make_renderer(*, json_output: bool, verbose: bool = False, quiet: bool = False) -> EventSink:
-    """Return the renderer the CLI flags ask for."""
+    """Return the renderer the CLI flags ask for: NDJSON, a live display on a terminal, or plain lines."""
     if json_output:
         return JsonRenderer()
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb":
+        return LiveRenderer(verbose=verbose, quiet=quiet)
     return ConsoleRenderer(verbose=verbose, quiet=quiet)

@@ -166,7 +166,12 @@ class Runner:
             lock = self._image_locks.setdefault(ref, threading.Lock())
         with lock:
             if ref not in self._image_ids:
-                self._image_ids[ref] = self.executor.ensure_image(ref)
+
+                def progress(status: str) -> None:
+                    self.sink(Event(EventKind.IMAGE_PULL, data={"image": ref, "status": status}))
+
+                self._image_ids[ref] = self.executor.ensure_image(ref, progress)
+                self.sink(Event(EventKind.IMAGE_PULL, data={"image": ref, "status": "ready", "done": True}))
             return self._image_ids[ref]
 
     # -- the loop ------------------------------------------------------------------------

@@ -43,19 +43,24 @@ def _run_build(
         render_plan(the_plan, json_output=json_output)
         return
     sink = make_renderer(json_output=json_output, verbose=verbose, quiet=quiet)
-    result = api.build(
-        pipeline,
-        targets=targets,
-        workspace=workspace,
-        force=force_value,
-        env_files=env_file,
-        store=store,
-        concurrency=concurrency,
-        keep_going=keep_going,
-        verbose=verbose,
-        offline=offline,
-        sink=sink,
-    )
+    try:
+        result = api.build(
+            pipeline,
+            targets=targets,
+            workspace=workspace,
+            force=force_value,
+            env_files=env_file,
+            store=store,
+            concurrency=concurrency,
+            keep_going=keep_going,
+            verbose=verbose,
+            offline=offline,
+            sink=sink,
+        )
+    finally:
+        close = getattr(sink, "close", None)
+        if close is not None:
+            close()
     if not result.ok:
         raise typer.Exit(1)
 
