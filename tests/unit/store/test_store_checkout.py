@@ -101,3 +101,20 @@ def test_export_never_follows_a_link_in_the_destination(store: Store, make_outpu
     with pytest.raises(StoreError, match="not a directory"):
         store.export(tree_id, dest)
     assert list(outside.iterdir()) == []
+
+
+def test_checkout_copies_when_an_object_has_too_many_links(
+    store: Store, make_output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    tree_id = store.ingest(make_output({"a": b"popular", "x": ("exec", b"tool")})).tree_id
+
+    def full(src, dst, *args, **kwargs):
+        raise OSError(errno.EMLINK, "Too many links")
+
+    monkeypatch.setattr(os, "link", full)
+    root = store.checkout(tree_id)
+    assert (root / "a").read_bytes() == b"popular"
+    assert stat.S_IMODE(os.stat(root / "a").st_mode) == 0o444
+    assert stat.S_IMODE(os.stat(root / "x").st_mode) == 0o555

@@ -93,6 +93,7 @@ def test_sigkill_at_random_instants_leaves_a_valid_store(tmp_path: Path) -> None
         assert report.ok, (iteration, report.problems)
         _assert_refs_sound(store, expected)
     assert [n for n in os.listdir(root / "staging") if not n.startswith("tmp-")] == []
+    assert len(Store.open(root).workspace_refs("ws")) == len(SPECS)  # the children did get work done
     # A fresh ingest of a tree already stored succeeds and adds no object.
     store = Store.open(root)
     for k, spec in enumerate(SPECS):

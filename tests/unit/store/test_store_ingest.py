@@ -241,3 +241,26 @@ def test_encode_sorts_by_path_bytes() -> None:
     entries = [TreeEntry(b"a/b", EntryType.DIR, 0o755), TreeEntry(b"a-c", EntryType.DIR, 0o755), TreeEntry(b"a", EntryType.DIR, 0o755)]
     tree_id, data = encode_tree(entries)
     assert [e.path for e in decode_tree(tree_id, data)] == [b"a", b"a-c", b"a/b"]
+
+
+def test_disk_full_while_copying_an_object_leaves_no_partial_object(
+    store: Store, make_output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipex.store import verify
+
+    out = make_output({"big": b"x" * 300_000})
+    store._dev = -1  # copy path
+    real_write = os.write
+
+    def full(fd, data):
+        if len(data) > 100_000:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(StoreError, match="disk is full"):
+        store.ingest(out)
+    monkeypatch.undo()
+    assert not list((store.root / "objects").glob("*/*"))
+    assert verify(store).ok
+    assert (out / "big").read_bytes() == b"x" * 300_000  # nothing consumed
