@@ -36,7 +36,10 @@ recorded (as in git). File object ids are the store's ids (xxh3-128 of the
 bytes), so a host file and a stored output with the same bytes share an id.
 
 On-disk stat cache: ``<store>/statcache/<xxh3 of the project root>.marshal``,
-one file per project, holding ``{host path: (tree hash, {file: (size, mtime_ns, ino, ctime_ns, oid)})}``
+one file per project, holding ``{host path: (tree hash, {file: (size, mtime_ns,
+ino, ctime_ns, oid)}, {file: value not cached by stat})}`` -- the last state
+each host path was seen in, complete (links, special and racy files are in
+the third dict)
 behind a magic line. It is written temp-file + ``os.replace`` only when it
 changed, loaded once per process. ``marshal`` because loading 100k entries
 takes ~20 ms (sqlite needs one query per file; pickle is slower). It is a
@@ -46,12 +49,14 @@ is in the key as in git: tools that restore mtimes (``cp -p``, ``rsync -a``,
 is within ``_RACY_NS`` of the moment it was hashed is not cached (git's
 "racily clean" problem: an edit in the same timestamp tick would go unnoticed).
 
-Next to it, ``<project key>.manifests/<tree hash>.marshal`` keeps the file
-listing of each state a host path was seen in, so the planner can name the
-files that changed since the last build. One is written only when a path's
-tree hash differs from the one the stat cache recorded (an unchanged project
-writes nothing); the oldest are pruned beyond ``max(_MAX_MANIFESTS, 4 x paths)``.
-When the old listing is gone the planner says "mount X changed" instead.
+Next to it, ``<project key>.manifests/<tree hash>.marshal`` keeps file
+listings of *earlier* states, so the planner can name the files that changed
+since the last build. When a path's tree hash differs from the one in the stat
+cache, the listing of the state it replaces is written there (derived from
+the cache record, no file is read); a project that does not change, or is
+hashed for the first time, writes none. The oldest are pruned beyond
+``max(_MAX_MANIFESTS, 4 x paths)``; when the old listing is gone the planner
+says "mount X changed" instead.
 """
 
 from __future__ import annotations
@@ -91,7 +96,7 @@ FORMAT_VERSION = 1
 # Keys recorded in the document for explanation but not hashed (see module docstring).
 _UNHASHED_KEYS = frozenset({"imageRef"})
 
-_STATCACHE_MAGIC = b"pipex-statcache 3\n"
+_STATCACHE_MAGIC = b"pipex-statcache 4\n"
 _RACY_NS = 2_000_000_000
 _MAX_MANIFESTS = 256
 _CHUNK = 1 << 20
@@ -196,6 +201,8 @@ class HostTree:
 
 # One stat-cache entry: (size, mtime_ns, ino, ctime_ns, oid).
 _Entry = tuple[int, int, int, int, str]
+# What the stat cache keeps per host path: (tree hash, cached entries, the rest of the listing).
+_Record = tuple[str, dict[str, _Entry], dict[str, str]]
 
 
 class HostHasher:
@@ -215,7 +222,7 @@ class HostHasher:
             key = xxhash.xxh3_128_hexdigest(os.fsencode(os.path.abspath(self.root)))
             self._cache_file = Path(cache_dir) / f"{key}.marshal"
             self._manifest_dir = Path(cache_dir) / f"{key}.manifests"
-        self._cache: dict[str, tuple[str, dict[str, _Entry]]] | None = None
+        self._cache: dict[str, _Record] | None = None
         self._wrote_manifests = False
         self._dirty = False
         self.last: dict[str, HostTree] = {}
@@ -233,13 +240,13 @@ class HostHasher:
 
     # -- the on-disk cache -------------------------------------------------
 
-    def _load(self) -> dict[str, tuple[str, dict[str, _Entry]]]:
+    def _load(self) -> dict[str, _Record]:
         if self._cache is not None:
             return self._cache
         with self._load_lock:
             return self._load_locked()
 
-    def _load_locked(self) -> dict[str, tuple[str, dict[str, _Entry]]]:
+    def _load_locked(self) -> dict[str, _Record]:
         if self._cache is None:
             self._cache = {}
             if self._cache_file is not None:
@@ -263,13 +270,13 @@ class HostHasher:
         _write_atomic(self._cache_file, data)
         self._dirty = False
 
-    def _save_manifest(self, tree: HostTree) -> None:
+    def _save_manifest(self, tree_hash: str, files: Mapping[str, str]) -> None:
         if self._manifest_dir is None:
             return
-        target = self._manifest_dir / f"{tree.tree_hash}.marshal"
+        target = self._manifest_dir / f"{tree_hash}.marshal"
         if target.exists():
             return
-        _write_atomic(target, marshal.dumps(dict(tree.files)))
+        _write_atomic(target, marshal.dumps(dict(files)))
         self._wrote_manifests = True
 
     def _prune_manifests(self) -> None:
@@ -290,6 +297,9 @@ class HostHasher:
         """Return the file listing of a tree hashed earlier on this machine, or ``None`` if it is gone."""
         if tree_hash in self._listings:
             return dict(self._listings[tree_hash])
+        for rel_path, record in self._load().items():
+            if record[0] == tree_hash:
+                return _listing(rel_path, record)
         if self._manifest_dir is None:
             return None
         try:
@@ -303,16 +313,18 @@ class HostHasher:
     def hash_tree(self, rel_path: str) -> HostTree:
         """Hash a project-relative host path (directory or file); raise HostPathError if it is missing."""
         cache = self._load()
-        known_tree, old = cache.get(rel_path, ("", {}))
-        files, entries, fresh = self._scan(rel_path, old)
+        record = cache.get(rel_path)
+        known_tree, old, old_extras = record if record is not None else ("", {}, {})
+        files, entries, fresh, extras = self._scan(rel_path, old)
         listing = "\n".join(entries).encode("utf-8", "surrogateescape")
         tree = HostTree(rel_path, xxhash.xxh3_128_hexdigest(listing), files)
         self.last[rel_path] = tree
         self._listings.setdefault(tree.tree_hash, files)
-        if tree.tree_hash != known_tree:
-            self._save_manifest(tree)
-        if tree.tree_hash != known_tree or fresh != old:
-            cache[rel_path] = (tree.tree_hash, fresh)
+        if record is not None and tree.tree_hash != known_tree:
+            # The state being replaced may be what the last build recorded: keep its listing.
+            self._save_manifest(known_tree, _listing(rel_path, record))
+        if tree.tree_hash != known_tree or fresh != old or extras != old_extras:
+            cache[rel_path] = (tree.tree_hash, fresh, extras)
             self._dirty = True
         return tree
 
@@ -323,8 +335,11 @@ class HostHasher:
             return []
         return diff_files(previous.files, current.files)
 
-    def _scan(self, rel_path: str, old: Mapping[str, _Entry]) -> tuple[dict[str, str], list[str], dict[str, _Entry]]:
+    def _scan(
+        self, rel_path: str, old: Mapping[str, _Entry]
+    ) -> tuple[dict[str, str], list[str], dict[str, _Entry], dict[str, str]]:
         fresh: dict[str, _Entry] = {}
+        extras: dict[str, str] = {}
         files: dict[str, str] = {}
         # "path\0kind\0value": sorting these strings sorts by path, as \0 sorts first.
         rows: list[str] = []
@@ -340,14 +355,14 @@ class HostHasher:
         except OSError as error:
             msg = f"host path '{rel_path}' cannot be read: {error.strerror}"
             raise HostPathError(msg) from None
-        prefix = "" if rel_path in ("", ".") else rel_path.rstrip("/") + "/"
+        prefix = _prefix(rel_path)
 
         def visit(abs_path: str, rel: str, st: os.stat_result) -> None:
             mode = st.st_mode
             project_rel = prefix + rel if rel else rel_path
             if stat.S_ISLNK(mode):
                 target = os.readlink(abs_path)
-                files[project_rel] = "l:" + target
+                files[project_rel] = extras[rel] = "l:" + target
                 rows.append(f"{rel}\0l\0{target}")
             elif stat.S_ISREG(mode):
                 entry = old.get(rel)
@@ -368,10 +383,12 @@ class HostHasher:
                     self.files_read += 1
                 if now_ns - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
                     fresh[rel] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, oid)
+                else:
+                    extras[rel] = oid
                 files[project_rel] = oid
                 rows.append(f"{rel}\0x\0{oid}" if mode & 0o111 else f"{rel}\0f\0{oid}")
             else:
-                files[project_rel] = "o:"
+                files[project_rel] = extras[rel] = "o:"
                 rows.append(f"{rel}\0o\0")
 
         if stat.S_ISDIR(top_stat.st_mode):
@@ -413,7 +430,20 @@ class HostHasher:
             visit(top, "", top_stat)
 
         rows.sort()
-        return files, rows, fresh
+        return files, rows, fresh, extras
+
+
+def _prefix(rel_path: str) -> str:
+    return "" if rel_path in ("", ".") else rel_path.rstrip("/") + "/"
+
+
+def _listing(rel_path: str, record: _Record) -> dict[str, str]:
+    """The project-relative file listing a stat-cache record describes."""
+    prefix = _prefix(rel_path)
+    _, entries, extras = record
+    out = {(prefix + rel if rel else rel_path): entry[4] for rel, entry in entries.items()}
+    out.update({(prefix + rel if rel else rel_path): value for rel, value in extras.items()})
+    return out
 
 
 def diff_files(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:

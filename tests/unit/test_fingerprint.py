@@ -325,10 +325,22 @@ def test_recheck_names_files_changed_since_hashing(tmp_path: Path) -> None:
     assert hasher.recheck("data", before) == ["data/a.csv", "data/new.csv", "data/sub/b.csv"]
 
 
-def test_manifest_of_an_earlier_tree_survives_the_process(tmp_path: Path) -> None:
+def test_listing_of_an_earlier_state_survives_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _project(tmp_path / "p")
-    hasher = HostHasher(root, tmp_path / "statcache")
-    tree = hasher.hash_tree("data")
-    again = HostHasher(root, tmp_path / "statcache")
-    assert again.manifest(tree.tree_hash) == dict(tree.files)
-    assert again.manifest("0" * 32) is None
+    first = HostHasher(root, tmp_path / "statcache")
+    before = first.hash_tree("data")
+    first.save()
+    manifests = tmp_path / "statcache"
+    assert not list(manifests.glob("*.manifests/*"))  # first sight of a tree writes no listing
+    # A new process: the current state's listing comes from the stat cache record.
+    second = HostHasher(root, tmp_path / "statcache")
+    assert second.manifest(before.tree_hash) == dict(before.files)
+    _write(root / "data" / "a.csv", "changed\n")
+    reads = _count_reads(monkeypatch)
+    after = second.hash_tree("data")
+    second.save()
+    assert [Path(p).name for p in reads] == ["a.csv"]  # the old listing was derived, not re-read
+    third = HostHasher(root, tmp_path / "statcache")
+    assert third.manifest(before.tree_hash) == dict(before.files)
+    assert third.manifest(after.tree_hash) == dict(after.files)
+    assert third.manifest("0" * 32) is None
