@@ -157,7 +157,7 @@ class Store:
             doc = json.loads(marker.read_bytes())
             fmt = doc.get("format") if isinstance(doc, dict) else None
         except FileNotFoundError:
-            write_atomic(marker, json.dumps({"format": STORE_FORMAT}).encode(), self.root / "staging")
+            write_atomic(marker, json.dumps({"format": STORE_FORMAT}).encode(), Path(self._tmpdir()))
             return
         except (ValueError, UnicodeDecodeError):
             fmt = None
@@ -284,7 +284,7 @@ class Store:
             raise StoreError(msg) from error
         return decode_tree(tree_id, data)
 
-    def _object_or_fail(self, entry: TreeEntry, tree_id: str) -> bytes:
+    def _object_path(self, entry: TreeEntry) -> bytes:
         assert entry.oid is not None
         return os.fsencode(self.objects.path(entry.oid, entry.executable))
 
@@ -395,7 +395,7 @@ class Store:
                     assert entry.target is not None
                     os.symlink(entry.target, path)
                 else:
-                    src = self._object_or_fail(entry, tree_id)
+                    src = self._object_path(entry)
                     try:
                         self._copy_object(src, path, entry.mode)
                     except FileNotFoundError as error:

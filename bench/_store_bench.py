@@ -1,4 +1,4 @@
-"""Shared helpers for the store benchmarks: a scratch dir on the store's filesystem, timing, output."""
+"""Shared helpers for bench/store_*: a scratch dir on the store's filesystem, timing, output."""
 
 from __future__ import annotations
 
