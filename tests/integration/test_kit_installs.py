@@ -1,0 +1,81 @@
+"""Kit steps really install packages in a networked setup phase, then run isolated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .build_helpers import PYTHON, Project
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    """A temp project and store; containers labelled with the store are removed after."""
+    proj = Project(tmp_path / "project", tmp_path / "store")
+    yield proj
+    import docker
+
+    client = docker.from_env()
+    try:
+        for container in client.containers.list(all=True, filters={"label": f"pipex.store={proj.store.resolve()}"}):
+            container.remove(force=True)
+    finally:
+        client.close()
+
+
+# The run phase tries the Debian mirror named in the image's own apt sources.
+REACH_MIRROR = (
+    "host=$(sed -n 's|^deb https\\?://\\([^/ ]*\\).*|\\1|p' /etc/apt/sources.list | head -n 1); "
+    "python3 -c \"import socket,sys; socket.create_connection((sys.argv[1], 80), timeout=5)\" $host "
+    "&& echo reachable > /output/net || echo isolated > /output/net"
+)
+
+
+def test_shell_kit_installs_apt_packages_then_runs_without_network(project: Project) -> None:
+    project.write(
+        f"""\
+        id: apt
+        steps:
+          - id: tool
+            uses: shell
+            with:
+              image: {PYTHON}
+              packages: [jq]
+              run: |
+                echo '{{"a": 41}}' | jq '.a + 1' > /output/answer
+                {REACH_MIRROR}
+          - id: networked
+            image: {PYTHON}
+            allowNetwork: true
+            cmd: |
+              {REACH_MIRROR}
+        """
+    )
+    result = project.build()
+    assert result.ok, project.events
+    assert project.output(result, "tool", "answer") == "42\n"
+    assert project.output(result, "tool", "net") == "isolated\n"
+    # The same probe succeeds where network is allowed, so "isolated" means something.
+    assert project.output(result, "networked", "net") == "reachable\n"
+
+
+def test_python_kit_installs_pip_packages_through_the_ca_bundle(project: Project) -> None:
+    project.write(
+        """\
+        id: pip
+        steps:
+          - id: py
+            uses: python
+            with:
+              packages: [six==1.17.0]
+              run: python3 -c "import six; open('/output/six', 'w').write(six.__version__)"
+        """
+    )
+    result = project.build()
+    assert result.ok, [e.data for e in project.events]
+    assert project.output(result, "py", "six") == "1.17.0"
+    assert project.outcomes(project.build()) == {"py": "cached"}
