@@ -86,6 +86,7 @@ __all__ = [
     "step_document",
     "host_paths",
     "hash_file",
+    "diff_files",
     "HostTree",
     "HostHasher",
 ]
@@ -298,7 +299,7 @@ class HostHasher:
         if tree_hash in self._listings:
             return dict(self._listings[tree_hash])
         for rel_path, record in self._load().items():
-            if record[0] == tree_hash:
+            if isinstance(record, tuple) and len(record) == 3 and record[0] == tree_hash:
                 return _listing(rel_path, record)
         if self._manifest_dir is None:
             return None
@@ -314,6 +315,8 @@ class HostHasher:
         """Hash a project-relative host path (directory or file); raise HostPathError if it is missing."""
         cache = self._load()
         record = cache.get(rel_path)
+        if not (isinstance(record, tuple) and len(record) == 3):
+            record = None  # absent, or a damaged cache that still unmarshalled
         known_tree, old, old_extras = record if record is not None else ("", {}, {})
         files, entries, fresh, extras = self._scan(rel_path, old)
         listing = "\n".join(entries).encode("utf-8", "surrogateescape")

@@ -344,3 +344,15 @@ def test_listing_of_an_earlier_state_survives_the_process(tmp_path: Path, monkey
     assert third.manifest(before.tree_hash) == dict(before.files)
     assert third.manifest(after.tree_hash) == dict(after.files)
     assert third.manifest("0" * 32) is None
+
+
+def test_a_cache_of_the_wrong_shape_is_ignored(tmp_path: Path) -> None:
+    import marshal
+
+    root = _project(tmp_path / "p")
+    hasher = HostHasher(root, tmp_path / "statcache")
+    tree = hasher.hash_tree("data")
+    hasher.save()
+    (cache_file,) = (tmp_path / "statcache").glob("*.marshal")
+    cache_file.write_bytes(fp_module._STATCACHE_MAGIC + marshal.dumps({"data": ("x", 1)}))
+    assert HostHasher(root, tmp_path / "statcache").hash_tree("data") == tree
