@@ -15,7 +15,22 @@ from typing import Any
 from pipex.errors import LockBusyError, UsageError
 from pipex.report import Event, EventKind, EventSink
 
-__all__ = ["Project", "load", "open_store", "plan", "build", "gc", "condition_env"]
+__all__ = [
+    "Project",
+    "load",
+    "open_store",
+    "open_store_here",
+    "plan",
+    "build",
+    "gc",
+    "condition_env",
+    "show",
+    "list_workspaces",
+    "find_run",
+    "remove_workspaces",
+    "remove_step",
+    "clean",
+]
 
 _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -46,6 +61,23 @@ def open_store(explicit: Path | str | None = None, config: Any = None) -> Any:
     if explicit is None and not os.environ.get("PIPEX_STORE") and config is not None and config.store:
         explicit = config.store
     return Store.open(default_root(Path(explicit) if explicit is not None else None))
+
+
+def open_store_here(explicit: Path | str | None = None, directory: Path | str | None = None) -> Any:
+    """Open the store a build in ``directory`` (default cwd) would use: its ``.pipex.yml`` counts."""
+    from pipex.config import find_config_file, load_config
+
+    config = None
+    if explicit is None and not os.environ.get("PIPEX_STORE"):
+        root = Path(directory) if directory is not None else Path.cwd()
+        if find_config_file(root) is not None:
+            config = load_config(root)
+    return open_store(explicit, config)
+
+
+def _opened(store: Any) -> Any:
+    """``store`` if it is an open Store, else the store it names (see ``open_store_here``)."""
+    return store if hasattr(store, "read_run") else open_store_here(store)
 
 
 def condition_env(env_files: Sequence[Path | str] = ()) -> dict[str, str]:
@@ -87,12 +119,13 @@ def _force(force: bool | str | Sequence[str] | None) -> bool | frozenset[str]:
     return ids or True
 
 
-def _check_force_ids(project: Project, force: bool | frozenset[str]) -> None:
+def _resolve_force(project: Project, force: bool | frozenset[str]) -> bool | frozenset[str]:
+    """Expand ``--force`` ids and globs to step ids (UsageError naming the closest ids)."""
     if isinstance(force, frozenset):
-        unknown = sorted(force - set(project.pipeline.step_ids))
-        if unknown:
-            msg = f"--force names unknown step(s): {', '.join(unknown)}"
-            raise UsageError(msg)
+        from pipex.graph import resolve_names
+
+        return frozenset(resolve_names(project.pipeline, tuple(sorted(force)), what="step to force"))
+    return force
 
 
 def _executor_factory(config: Any) -> Any:
@@ -122,8 +155,7 @@ def plan(
 
     project = project or load(path, env_files=env_files)
     opened = open_store(store, project.config)
-    forced = _force(force)
-    _check_force_ids(project, forced)
+    forced = _resolve_force(project, _force(force))
     return make_plan(
         project.pipeline,
         opened,
@@ -188,8 +220,7 @@ def build(
         msg = f"concurrency must be at least 1, not {jobs}"
         raise UsageError(msg)
     name = _workspace(project, workspace)
-    forced = _force(force)
-    _check_force_ids(project, forced)
+    forced = _resolve_force(project, _force(force))
     opened = open_store(store, config)
     cancel = cancel or threading.Event()
     cond_env = condition_env(env_files)
@@ -255,3 +286,43 @@ def gc(store: Path | str | None = None, *, dry_run: bool = False) -> Any:
     return collect(open_store(store), dry_run=dry_run)
 
 
+def show(workspace: str | None = None, *, store: Any = None) -> Any:
+    """A workspace's steps with their latest runs (a ``pipex.browse.WorkspaceView``)."""
+    from pipex import browse
+
+    return browse.show(_opened(store), workspace)
+
+
+def list_workspaces(*, store: Any = None) -> Any:
+    """Every workspace of the store with sizes (``pipex.browse.WorkspaceSummary`` list)."""
+    from pipex import browse
+
+    return browse.list_workspaces(_opened(store))
+
+
+def find_run(workspace: str | None, step: str, run: str | None = None, *, store: Any = None, succeeded: bool = False) -> Any:
+    """The RunRecord of a step: ``run`` (id or prefix), else its latest (``succeeded``: current) run."""
+    from pipex import browse
+
+    return browse.find_run(_opened(store), workspace, step, run, succeeded=succeeded)
+
+
+def remove_workspaces(workspaces: Sequence[str], *, store: Any = None) -> Any:
+    """Remove workspaces; refused (nothing removed) while a live build holds any of them."""
+    from pipex.workspace import remove_workspaces as remove
+
+    return remove(_opened(store), workspaces)
+
+
+def remove_step(workspace: str, step: str, *, store: Any = None) -> Any:
+    """Drop one step's refs from a workspace; refused while a live build holds it."""
+    from pipex.workspace import remove_step as remove
+
+    return remove(_opened(store), workspace, step)
+
+
+def clean(*, store: Any = None, collect: bool = True) -> Any:
+    """Remove every workspace, then gc; refused while a live build holds any workspace."""
+    from pipex.workspace import clean as clean_store
+
+    return clean_store(_opened(store), collect=collect)

@@ -19,12 +19,24 @@ from .build_helpers import BUSYBOX, KIT_IMAGES
 pytestmark = pytest.mark.docker
 
 
-def _containers(store: Path) -> list:
+def _containers(store: Path) -> list[dict]:
+    """Containers labelled with this store, as the engine lists them (no per-container inspect, no race)."""
     import docker
 
-    client = docker.from_env()
+    client = docker.APIClient()
     try:
-        return client.containers.list(all=True, filters={"label": f"pipex.store={store.resolve()}"})
+        return client.containers(all=True, filters={"label": f"pipex.store={store.resolve()}"})
+    finally:
+        client.close()
+
+
+def _remove(containers: list[dict]) -> None:
+    import docker
+
+    client = docker.APIClient()
+    try:
+        for container in containers:
+            client.remove_container(container["Id"], force=True)
     finally:
         client.close()
 
@@ -35,8 +47,7 @@ def store(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "store"
     yield path
     leftovers = _containers(path)
-    for container in leftovers:
-        container.remove(force=True)
+    _remove(leftovers)
     assert not leftovers, "containers left behind"
 
 
@@ -65,7 +76,7 @@ steps:
 def _wait_for_container(store: Path, step: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(c.labels.get("pipex.step") == step for c in _containers(store)):
+        if any((c.get("Labels") or {}).get("pipex.step") == step for c in _containers(store)):
             return
         time.sleep(0.2)
     raise AssertionError(f"no container for step {step} appeared")
