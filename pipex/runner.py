@@ -251,7 +251,11 @@ class Runner:
         except _Interrupted:
             return StepResult(step_id, StepOutcome.SKIPPED, reason="build interrupted")
         except PipexError as error:
-            return StepResult(step_id, StepOutcome.FAILED, reason=str(error).splitlines()[0])
+            # An error outside the step's command (refused output, full disk, engine
+            # gone) is still a step failure: say which step and why.
+            reason = str(error).splitlines()[0]
+            self.sink(Event(EventKind.STEP_FAILED, step_id, {"reason": reason, "exitCode": None}))
+            return StepResult(step_id, StepOutcome.FAILED, reason=reason)
 
     def _finish(self, result: StepResult, results: dict[str, StepResult]) -> None:
         results[result.step_id] = result
