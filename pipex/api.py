@@ -20,6 +20,7 @@ __all__ = [
     "load",
     "open_store",
     "open_store_here",
+    "workspace_name",
     "plan",
     "build",
     "gc",
@@ -58,6 +59,8 @@ def open_store(explicit: Path | str | None = None, config: Any = None) -> Any:
     """Open the store: ``explicit`` > ``PIPEX_STORE`` > ``.pipex.yml store`` > the user cache dir."""
     from pipex.store import Store, default_root
 
+    if isinstance(explicit, Store):
+        return explicit
     if explicit is None and not os.environ.get("PIPEX_STORE") and config is not None and config.store:
         explicit = config.store
     return Store.open(default_root(Path(explicit) if explicit is not None else None))
@@ -96,6 +99,11 @@ def _workspace(project: Project, explicit: str | None) -> str:
         msg = f"invalid workspace name {name!r}: use letters, digits, '_', '-' and '.', not starting with '.'"
         raise UsageError(msg)
     return name
+
+
+def workspace_name(project: Project, explicit: str | None = None) -> str:
+    """The workspace a build of ``project`` uses: ``explicit`` > ``.pipex.yml workspace`` > the pipeline id."""
+    return _workspace(project, explicit)
 
 
 def _check_workspace_root(store: Any, workspace: str, project: Project, explicit: bool) -> None:

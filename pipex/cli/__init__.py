@@ -40,7 +40,15 @@ def _register_commands() -> None:
     # Each command module owns one group of commands and registers them on `app`.
     import importlib
 
-    for module in ("spec_cmds", "plan_cmds", "build_cmds", "store_cmds"):
+    for module in (
+        "spec_cmds",
+        "plan_cmds",
+        "build_cmds",
+        "store_cmds",
+        "inspect_cmds",
+        "workspace_cmds",
+        "detach_cmds",
+    ):
         importlib.import_module(f"pipex.cli.{module}")
 
 

@@ -2,15 +2,76 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
 from pipex.cli import app
+from pipex.cli._common import echo_json
 
 _FILE_HELP = "Pipeline file, or a directory holding pipeline.yml/.yaml/.json (default: cwd)."
 _FORCE_HELP = "Ignore the cache: alone for every step, or --force=a,b for those steps."
+
+
+def _tee(*sinks: Any) -> Any:
+    def sink(event: Any) -> None:
+        for each in sinks:
+            each(event)
+
+    return sink
+
+
+def _child_argv(
+    targets: List[str],
+    pipeline: Optional[Path],
+    *,
+    workspace: Optional[str],
+    force: Optional[str],
+    verbose: bool,
+    concurrency: Optional[int],
+    env_file: List[Path],
+    keep_going: bool,
+    store: Optional[Path],
+    offline: bool,
+    profile: Optional[Path],
+) -> list[str]:
+    """The same build as a ``pipex build`` command line for the background process (never detaching)."""
+    argv = ["build", "--attach"]
+    if pipeline is not None:
+        argv += ["-f", str(Path(pipeline).absolute())]
+    if workspace:
+        argv += ["-w", workspace]
+    if force:
+        argv.append(f"--force={force}")
+    if verbose:
+        argv.append("--verbose")
+    if concurrency:
+        argv += ["-j", str(concurrency)]
+    for file in env_file:
+        argv += ["--env-file", str(Path(file).absolute())]
+    if keep_going:
+        argv.append("--keep-going")
+    if store is not None:
+        argv += ["--store", str(Path(store).absolute())]
+    if offline:
+        argv.append("--offline")
+    if profile is not None:
+        argv += ["--profile", str(Path(profile).absolute())]
+    return [*argv, "--", *targets]
+
+
+def _detach(opened: Any, name: str, argv: list[str], json_output: bool) -> None:
+    from pipex.detach import start_detached
+
+    status = start_detached(opened, name, argv)
+    if json_output:
+        echo_json({"workspace": name, "pid": status.pid, "state": status.state, "store": str(opened.root)})
+        return
+    typer.echo(f"building workspace '{name}' in the background (pid {status.pid})")
+    typer.echo(f"  follow it: pipex attach {name}")
+    typer.echo(f"  stop it:   pipex cancel {name}")
 
 
 def _run_build(
@@ -28,41 +89,95 @@ def _run_build(
     json_output: bool,
     store: Optional[Path],
     offline: bool,
+    detach: Optional[bool] = None,
+    profile: Optional[Path] = None,
 ) -> None:
     from pipex import api
+    from pipex.detach import BuildRecorder, detached_owner
+    from pipex.errors import PipexError
     from pipex.report import make_renderer
 
     force_value: bool | str = True if force == "*" else (force or False)
-    if dry_run:
-        from pipex.plan_cli import render_plan
-
-        the_plan = api.plan(
-            pipeline, targets=targets, workspace=workspace, force=force_value,
-            env_files=env_file, store=store, offline=offline,
-        )
-        render_plan(the_plan, json_output=json_output)
-        return
-    sink = make_renderer(json_output=json_output, verbose=verbose, quiet=quiet)
+    owner = detached_owner()
+    recorder = None
+    if owner is not None:
+        # A detached build process: SIGTERM before the build's own handler is in place still ends it cleanly.
+        signal.signal(signal.SIGTERM, _interrupt)
+        recorder = BuildRecorder(api.open_store(owner[0]), owner[1], owner=True)
+    code = 2
     try:
-        result = api.build(
-            pipeline,
-            targets=targets,
-            workspace=workspace,
-            force=force_value,
-            env_files=env_file,
-            store=store,
-            concurrency=concurrency,
-            keep_going=keep_going,
-            verbose=verbose,
-            offline=offline,
-            sink=sink,
-        )
+        project = api.load(pipeline, env_files=env_file)
+        if dry_run:
+            from pipex.plan_cli import render_plan
+
+            the_plan = api.plan(
+                pipeline, targets=targets, workspace=workspace, force=force_value,
+                env_files=env_file, store=store, offline=offline, project=project,
+            )
+            render_plan(the_plan, json_output=json_output)
+            code = 0
+            return
+        opened = api.open_store(store, project.config)
+        name = api.workspace_name(project, workspace)
+        if detach is None:
+            detach = bool(project.config.detach) and owner is None
+        if detach:
+            argv = _child_argv(
+                targets, pipeline, workspace=workspace, force=force, verbose=verbose, concurrency=concurrency,
+                env_file=env_file, keep_going=keep_going, store=store, offline=offline, profile=profile,
+            )
+            _detach(opened, name, argv, json_output)
+            code = 0
+            return
+        if recorder is None:
+            recorder = BuildRecorder(opened, name)
+        # A detached build's audience is `pipex attach`, which renders its event log.
+        renderer = _ignore if owner is not None else make_renderer(json_output=json_output, verbose=verbose, quiet=quiet)
+        events: list[Any] = []
+        sinks = [renderer, recorder] + ([events.append] if profile is not None else [])
+        try:
+            result = api.build(
+                pipeline,
+                targets=targets,
+                workspace=workspace,
+                force=force_value,
+                env_files=env_file,
+                store=opened,
+                concurrency=concurrency,
+                keep_going=keep_going,
+                verbose=verbose,
+                offline=offline,
+                sink=_tee(*sinks),
+                project=project,
+            )
+        finally:
+            close = getattr(renderer, "close", None)
+            if close is not None:
+                close()
+            if profile is not None:
+                from pipex.timeline import write_trace
+
+                write_trace(events, profile)
+        code = 0 if result.ok else 1
+        if not result.ok:
+            raise typer.Exit(1)
+    except PipexError as error:
+        code = error.exit_code
+        raise
+    except KeyboardInterrupt:
+        code = 130
+        raise
     finally:
-        close = getattr(sink, "close", None)
-        if close is not None:
-            close()
-    if not result.ok:
-        raise typer.Exit(1)
+        if recorder is not None:
+            recorder.finish(code)
+
+
+def _ignore(event: Any) -> None:
+    return None
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command("build")
@@ -81,12 +196,17 @@ def build(
     json_output: bool = typer.Option(False, "--json", help="NDJSON events on stdout."),
     store: Optional[Path] = typer.Option(None, "--store", envvar="PIPEX_STORE", help="Store root."),
     offline: bool = typer.Option(False, "--offline", help="Trust recorded image ids; do not ask Docker for tags."),
+    detach: Optional[bool] = typer.Option(
+        None, "--detach/--attach", help="Build in the background (pipex attach/cancel WS), or in the foreground even when .pipex.yml says detach: true."
+    ),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="Write a Chrome trace-event JSON of the build (open in ui.perfetto.dev)."),
 ) -> None:
     """Build targets and what they need, like make; unchanged steps come from the store."""
     _run_build(
         file, list(targets or []) + list(target), workspace=workspace, force=force, dry_run=dry_run,
         verbose=verbose, quiet=quiet, concurrency=concurrency, env_file=env_file,
         keep_going=keep_going, json_output=json_output, store=store, offline=offline,
+        detach=detach, profile=profile,
     )
 
 

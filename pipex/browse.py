@@ -1,0 +1,352 @@
+"""Reading a workspace's results: steps and their runs, logs, meta, output trees (list, cat, export).
+
+Output trees are untrusted: a step's container made them. Paths are resolved
+*in the tree* (its manifest), never on the host filesystem, following links
+only while they stay inside the tree, so ``cat`` and ``export`` cannot be led
+to a host file by a link the container made (the original pipex followed
+them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pipex.errors import PipexError, UsageError
+from pipex.workspace import is_building, resolve_step, resolve_workspace
+
+__all__ = [
+    "StepState",
+    "StepView",
+    "WorkspaceView",
+    "WorkspaceSummary",
+    "TreeItem",
+    "LinkEscapeError",
+    "show",
+    "list_workspaces",
+    "find_run",
+    "log_paths",
+    "list_tree",
+    "read_file",
+    "kind_of",
+    "export",
+    "copy_to",
+]
+
+_MAX_LINK_HOPS = 40
+
+
+class StepState(str, Enum):
+    """A step's state in a workspace: its current run succeeded, or its latest run failed."""
+
+    OK = "ok"
+    FAILED = "failed"
+
+
+class LinkEscapeError(PipexError):
+    """Raised when a path in an output tree leads, through a link, outside that tree."""
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One step of a workspace: its state and the run that state comes from."""
+
+    step: str
+    state: StepState
+    run_id: str
+    finished_at: float | None
+    duration_ms: int | None
+    bytes: int | None
+    files: int | None
+    exit_code: int | None
+    current_run_id: str | None  # the successful run dependants use, even when a later one failed
+
+    @property
+    def age_sec(self) -> float | None:
+        """Seconds since the run finished."""
+        return None if self.finished_at is None else max(0.0, time.time() - self.finished_at)
+
+
+@dataclass(frozen=True)
+class WorkspaceView:
+    """A workspace: where its project is, whether a build holds it, and its steps."""
+
+    workspace: str
+    project_root: str | None
+    building: bool
+    steps: tuple[StepView, ...]
+
+
+@dataclass(frozen=True)
+class WorkspaceSummary:
+    """One line of ``pipex list``."""
+
+    workspace: str
+    project_root: str | None
+    building: bool
+    steps: int
+    failed: int
+    bytes: int
+    last_finished_at: float | None
+
+
+@dataclass(frozen=True)
+class TreeItem:
+    """One entry of an output tree as ``cat`` lists it."""
+
+    path: str
+    type: str
+    size: int
+    mode: int
+    target: str | None = None
+
+
+def _meta(store: Any, run_id: str) -> dict[str, Any]:
+    try:
+        return store.read_run(run_id).meta
+    except PipexError:
+        return {}
+
+
+def _view(store: Any, step: str, current: str | None, failed: str | None) -> StepView:
+    current_meta = _meta(store, current) if current else {}
+    failed_meta = _meta(store, failed) if failed else {}
+    # A failed run newer than the current one is what the user needs to see first.
+    use_failed = failed is not None and (
+        current is None or float(failed_meta.get("finished_at") or 0) > float(current_meta.get("finished_at") or 0)
+    )
+    run_id, meta = (failed, failed_meta) if use_failed else (current, current_meta)
+    assert run_id is not None
+    return StepView(
+        step=step,
+        state=StepState.FAILED if use_failed else StepState.OK,
+        run_id=run_id,
+        finished_at=meta.get("finished_at"),
+        duration_ms=meta.get("duration_ms"),
+        bytes=meta.get("bytes"),
+        files=meta.get("files"),
+        exit_code=meta.get("exit_code"),
+        current_run_id=current,
+    )
+
+
+def show(store: Any, workspace: str | None = None) -> WorkspaceView:
+    """The steps of ``workspace`` (default: the one of the current directory) with their latest runs."""
+    workspace = resolve_workspace(store, workspace)
+    current = store.workspace_refs(workspace)
+    failed = store.workspace_refs(workspace, kind="failed")
+    steps = tuple(_view(store, s, current.get(s), failed.get(s)) for s in sorted(set(current) | set(failed)))
+    root = store.workspace_project_root(workspace)
+    return WorkspaceView(workspace, str(root) if root else None, is_building(store, workspace), steps)
+
+
+def list_workspaces(store: Any) -> list[WorkspaceSummary]:
+    """Every workspace of the store with its step count and the size of its current outputs."""
+    out = []
+    for name in store.workspaces():
+        view = show(store, name)
+        current = [_meta(store, s.current_run_id) for s in view.steps if s.current_run_id]
+        finished = [s.finished_at for s in view.steps if s.finished_at is not None]
+        out.append(
+            WorkspaceSummary(
+                workspace=name,
+                project_root=view.project_root,
+                building=view.building,
+                steps=len(view.steps),
+                failed=sum(1 for s in view.steps if s.state is StepState.FAILED),
+                bytes=sum(int(m.get("bytes") or 0) for m in current),
+                last_finished_at=max(finished) if finished else None,
+            )
+        )
+    return out
+
+
+def find_run(store: Any, workspace: str | None, step: str, run: str | None = None, *, succeeded: bool = False) -> Any:
+    """The RunRecord to look at: ``run`` (an id or a unique prefix), else the step's latest run.
+
+    With ``succeeded``, the latest means the current successful run (the one
+    whose output dependants use), never a failed one.
+    """
+    workspace = resolve_workspace(store, workspace)
+    resolve_step(store, workspace, step)
+    if run is not None:
+        return store.read_run(_expand_run_id(store, run))
+    if succeeded:
+        run_id = store.get_ref(workspace, step)
+        if run_id is None:
+            msg = (
+                f"step '{step}' has no successful run in workspace '{workspace}'; "
+                f"see why its last run failed: pipex logs {workspace} {step}"
+            )
+            raise UsageError(msg)
+        return store.read_run(run_id)
+    view = _view(store, step, store.get_ref(workspace, step), store.get_ref(workspace, step, kind="failed"))
+    return store.read_run(view.run_id)
+
+
+def _expand_run_id(store: Any, run: str) -> str:
+    if store.has_run(run):
+        return run
+    matches = [r for r in store.runs() if r.startswith(run)]
+    if len(matches) == 1:
+        return matches[0]
+    msg = f"no run '{run}' in the store" if not matches else f"run prefix '{run}' is ambiguous ({len(matches)} runs)"
+    raise UsageError(msg)
+
+
+def log_paths(run: Any, stream: str) -> list[tuple[str, Path]]:
+    """``[(stream, path)]`` of a run's logs for ``stream`` (stdout, stderr or both)."""
+    if stream not in ("stdout", "stderr", "both"):
+        msg = f"unknown log stream '{stream}': use stdout, stderr or both"
+        raise UsageError(msg)
+    streams = ("stdout", "stderr") if stream == "both" else (stream,)
+    return [(s, run.log(s)) for s in streams]
+
+
+# -- output trees ------------------------------------------------------------------------
+
+
+def _show(path: bytes) -> str:
+    from pipex.store._fs import show_path
+
+    return show_path(path)
+
+
+def _resolve(tree: Any, path: bytes, *, follow_last: bool = True) -> tuple[bytes, Any]:
+    """Resolve ``path`` inside ``tree`` like the kernel would in a checkout; return (real path, entry).
+
+    The root is ``(b"", None)``. Links are followed only while they stay in
+    the tree: an absolute target or one climbing above the root raises
+    LinkEscapeError; a missing name raises UsageError.
+    """
+    resolved: list[bytes] = []
+    todo = list(reversed(path.split(b"/")))
+    hops = 0
+    entry = None
+    via: bytes | None = None
+    while todo:
+        part = todo.pop()
+        if part in (b"", b"."):
+            continue
+        if part == b"..":
+            if not resolved:
+                raise _escape(path, via)
+            resolved.pop()
+            entry = tree.get(b"/".join(resolved)) if resolved else None
+            continue
+        if entry is not None and entry.type.value != "dir":
+            msg = f"'{_show(path)}': '{_show(b'/'.join(resolved))}' is not a directory"
+            raise UsageError(msg)
+        resolved.append(part)
+        entry = tree.get(b"/".join(resolved))
+        if entry is None:
+            msg = f"no '{_show(path)}' in the output"
+            raise UsageError(msg)
+        if entry.type.value == "link" and (todo or follow_last):
+            hops += 1
+            if hops > _MAX_LINK_HOPS:
+                msg = f"'{_show(path)}': too many levels of links"
+                raise LinkEscapeError(msg)
+            target = entry.target or b""
+            via = b"/".join(resolved)
+            if target.startswith(b"/"):
+                raise _escape(path, via, target)
+            resolved.pop()
+            entry = tree.get(b"/".join(resolved)) if resolved else None
+            todo.extend(reversed(target.split(b"/")))
+    return b"/".join(resolved), entry
+
+
+def _escape(path: bytes, via: bytes | None, target: bytes | None = None) -> LinkEscapeError:
+    link = f" (link '{_show(via)}'" + (f" -> '{_show(target)}'" if target is not None else "") + ")" if via else ""
+    msg = f"refusing '{_show(path)}': it leads outside the output{link}; pipex never follows links out of a step's output"
+    return LinkEscapeError(msg)
+
+
+def _item(entry: Any, prefix: bytes) -> TreeItem:
+    rel = entry.path[len(prefix) + 1 :] if prefix else entry.path
+    return TreeItem(
+        path=_show(rel),
+        type=entry.type.value,
+        size=entry.size,
+        mode=entry.mode,
+        target=_show(entry.target) if entry.target is not None else None,
+    )
+
+
+def list_tree(store: Any, tree_id: str, path: str = "") -> list[TreeItem]:
+    """The entries below ``path`` (a directory of the tree; default the root), recursively, sorted."""
+    tree = store.read_tree(tree_id)
+    real, entry = _resolve(tree, os.fsencode(path))
+    if entry is not None and entry.type.value != "dir":
+        return [_item(entry, b"")]
+    prefix = real
+    return [_item(e, prefix) for e in tree.entries if not prefix or e.path.startswith(prefix + b"/")]
+
+
+def kind_of(store: Any, tree_id: str, path: str) -> str:
+    """``dir`` or ``file`` for ``path`` in a tree after following links (inside the tree only)."""
+    _real, entry = _resolve(store.read_tree(tree_id), os.fsencode(path))
+    return "dir" if entry is None else entry.type.value
+
+
+def read_file(store: Any, tree_id: str, path: str) -> Iterator[bytes]:
+    """The bytes of file ``path`` of a tree, in chunks; links are followed only inside the tree."""
+    tree = store.read_tree(tree_id)
+    _real, entry = _resolve(tree, os.fsencode(path))
+    if entry is None or entry.type.value == "dir":
+        msg = f"'{path}' is a directory; list it with: pipex cat WS STEP {path or '.'} (no file given lists)"
+        raise UsageError(msg)
+    return _chunks(store.objects.path(entry.oid, entry.executable))
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    # O_NOFOLLOW: an object is a plain file the store wrote; never a link to follow.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        yield from iter(lambda: handle.read(1 << 16), b"")
+
+
+def _check_links(tree: Any) -> None:
+    for entry in tree.entries:
+        if entry.type.value == "link":
+            try:
+                _resolve(tree, entry.path)
+            except UsageError:
+                pass  # dangling inside the tree: harmless, exported as it is
+            except LinkEscapeError as error:
+                msg = f"cannot export: {error}"
+                raise LinkEscapeError(msg) from None
+
+
+def export(store: Any, tree_id: str, dest: Path) -> None:
+    """Materialise tree ``tree_id`` as a fresh copy at ``dest`` (absent or an empty directory).
+
+    Every link is checked first (in the manifest); a link that would lead out
+    of the tree refuses the whole export, so nothing is written.
+    """
+    dest = Path(dest)
+    if os.path.lexists(dest):
+        if dest.is_symlink() or not dest.is_dir():
+            msg = f"cannot export to {dest}: it exists and is not a directory"
+            raise UsageError(msg)
+        if any(dest.iterdir()):
+            msg = f"cannot export to {dest}: the directory is not empty"
+            raise UsageError(msg)
+    _check_links(store.read_tree(tree_id))
+    store.export(tree_id, dest)
+
+
+def copy_to(chunks: Iterator[bytes], out: BinaryIO) -> int:
+    """Write ``chunks`` to ``out``; return the byte count."""
+    total = 0
+    for chunk in chunks:
+        out.write(chunk)
+        total += len(chunk)
+    out.flush()
+    return total

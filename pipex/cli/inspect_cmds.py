@@ -1,0 +1,245 @@
+"""CLI commands that read a workspace's results: show, list, logs, inspect, cat, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from pipex.cli import app
+from pipex.cli._common import STORE_HELP, complete_step, complete_workspace, echo_json, open_store
+
+_JSON_HELP = "Print data as JSON."
+
+
+def _age(seconds: float | None) -> str:
+    from pipex.plan_cli import format_age
+
+    return f"{format_age(seconds)} ago" if seconds is not None else "-"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+@app.command("show")
+def show_command(
+    workspace: Optional[str] = typer.Argument(None, help="Workspace (default: the one of this directory).", autocompletion=complete_workspace),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help=_JSON_HELP),
+) -> None:
+    """Show a workspace's steps: state, current run, age, duration and output size."""
+    from pipex import api
+    from pipex.report import _duration, _size
+
+    view = api.show(workspace, store=open_store(store))
+    if json_output:
+        echo_json({**_as_dict(view), "steps": [{**_as_dict(s), "ageSec": s.age_sec} for s in view.steps]})
+        return
+    typer.echo(f"workspace {view.workspace}" + (f"  ({view.project_root})" if view.project_root else "") + ("  [building]" if view.building else ""))
+    if not view.steps:
+        typer.echo("  no steps built yet")
+        return
+    rows = [["STEP", "STATE", "RUN", "AGE", "DURATION", "SIZE"]]
+    for s in view.steps:
+        state = s.state.value if s.exit_code in (None, 0) else f"{s.state.value} ({s.exit_code})"
+        rows.append([s.step, state, s.run_id[:12], _age(s.age_sec), _duration(s.duration_ms) or "-", _size(s.bytes) or "-"])
+    for line in _table(rows):
+        typer.echo(f"  {line}")
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    from pipex.cli._common import plain
+
+    return plain(value)
+
+
+@app.command("list")
+def list_command(
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help=_JSON_HELP),
+) -> None:
+    """List the store's workspaces with their steps, sizes and project roots."""
+    from pipex import api
+    from pipex.report import _size
+
+    summaries = api.list_workspaces(store=open_store(store))
+    if json_output:
+        echo_json(summaries)
+        return
+    if not summaries:
+        typer.echo("no workspaces")
+        return
+    rows = [["WORKSPACE", "STEPS", "FAILED", "SIZE", "BUILT", "PROJECT"]]
+    now = time.time()
+    for w in summaries:
+        age = _age(now - w.last_finished_at) if w.last_finished_at else "-"
+        name = w.workspace + (" [building]" if w.building else "")
+        rows.append([name, str(w.steps), str(w.failed), _size(w.bytes), age, w.project_root or "-"])
+    for line in _table(rows):
+        typer.echo(line)
+
+
+@app.command("logs")
+def logs_command(
+    workspace: str = typer.Argument(..., help="Workspace.", autocompletion=complete_workspace),
+    step: str = typer.Argument(..., help="Step.", autocompletion=complete_step),
+    stream: str = typer.Option("both", "--stream", help="stdout, stderr or both."),
+    follow: bool = typer.Option(False, "--follow", "-F", help="While a build runs the step, follow its output."),
+    run: Optional[str] = typer.Option(None, "--run", help="A run id (or unique prefix) instead of the latest run."),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per line: {stream, line}."),
+) -> None:
+    """Print a step's logs (stdout to stdout, stderr to stderr); the latest run, failed or not."""
+    from pipex import browse
+
+    opened = open_store(store)
+    write = _json_lines if json_output else _raw
+    if follow and run is None:
+        from pipex.follow import follow_logs
+
+        for name, chunk in follow_logs(opened, workspace, step, stream):
+            write(name, chunk)
+        return
+    record = browse.find_run(opened, workspace, step, run)
+    for name, path in browse.log_paths(record, stream):
+        try:
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 16), b""):
+                    write(name, chunk)
+        except FileNotFoundError:
+            continue
+
+
+def _raw(stream: str, chunk: bytes) -> None:
+    out = sys.stdout if stream == "stdout" else sys.stderr
+    out.buffer.write(chunk)
+    out.flush()
+
+
+_pending: dict[str, bytes] = {}
+
+
+def _json_lines(stream: str, chunk: bytes) -> None:
+    data = _pending.pop(stream, b"") + chunk
+    *lines, rest = data.split(b"\n")
+    if rest:
+        _pending[stream] = rest
+    for line in lines:
+        typer.echo(json.dumps({"stream": stream, "line": line.decode("utf-8", "replace")}, ensure_ascii=False))
+
+
+@app.command("inspect")
+def inspect_command(
+    workspace: Optional[str] = typer.Argument(None, help="Workspace.", autocompletion=complete_workspace),
+    step: Optional[str] = typer.Argument(None, help="Step (not with --timeline).", autocompletion=complete_step),
+    run: Optional[str] = typer.Option(None, "--run", help="A run id (or unique prefix) instead of the latest run."),
+    timeline: bool = typer.Option(False, "--timeline", help="Print the latest build's Chrome trace-event JSON."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="With --timeline: write the trace to this file."),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Print meta.json as it is stored."),
+) -> None:
+    """Print a run's meta.json (fingerprint and what went into it, image, command, times, sizes)."""
+    from pipex import browse
+    from pipex.errors import UsageError
+
+    opened = open_store(store)
+    if timeline:
+        from pipex.detach import read_events
+        from pipex.timeline import to_json, write_trace
+        from pipex.workspace import resolve_workspace
+
+        name = resolve_workspace(opened, workspace)
+        events = read_events(opened, name)
+        if not events:
+            msg = f"no build of workspace '{name}' was recorded by this pipex; run pipex build, then inspect --timeline"
+            raise UsageError(msg)
+        if output is not None:
+            write_trace(events, output)
+            typer.echo(f"wrote {output} (open it in https://ui.perfetto.dev)", err=True)
+        else:
+            typer.echo(to_json(events))
+        return
+    if step is None:
+        msg = "name a step: pipex inspect WS STEP (or pipex inspect WS --timeline)"
+        raise UsageError(msg)
+    record = browse.find_run(opened, workspace, step, run)
+    if json_output:
+        typer.echo(json.dumps(record.meta, ensure_ascii=False, sort_keys=True))
+        return
+    typer.echo(f"run {record.run_id}  ({record.path})")
+    for key in sorted(record.meta):
+        value = record.meta[key]
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2).replace("\n", "\n    ")
+        typer.echo(f"  {key}: {value}")
+
+
+@app.command("cat")
+def cat_command(
+    workspace: str = typer.Argument(..., help="Workspace.", autocompletion=complete_workspace),
+    step: str = typer.Argument(..., help="Step.", autocompletion=complete_step),
+    path: Optional[str] = typer.Argument(None, help="A file (printed) or directory (listed) of the output; default: list all."),
+    run: Optional[str] = typer.Option(None, "--run", help="A run id (or unique prefix) instead of the current run."),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help="List entries as JSON."),
+) -> None:
+    """Print a file of a step's output, or list the output; links are never followed out of it."""
+    from pipex import browse
+    from pipex.report import _size
+
+    opened = open_store(store)
+    record = browse.find_run(opened, workspace, step, run, succeeded=run is None)
+    tree = record.output_tree
+    if tree is None:
+        from pipex.errors import UsageError
+
+        msg = f"run {record.run_id} recorded no output"
+        raise UsageError(msg)
+    listing = path is None or json_output or browse.kind_of(opened, tree, path) == "dir"
+    if not listing:
+        browse.copy_to(browse.read_file(opened, tree, path or ""), sys.stdout.buffer)
+        return
+    items = browse.list_tree(opened, tree, path or "")
+    if json_output:
+        echo_json(items)
+        return
+    for item in items:
+        if item.type == "dir":
+            typer.echo(f"{item.path}/")
+        elif item.type == "link":
+            typer.echo(f"{item.path} -> {item.target}")
+        else:
+            typer.echo(f"{item.path}  ({_size(item.size)})")
+
+
+@app.command("export")
+def export_command(
+    workspace: str = typer.Argument(..., help="Workspace.", autocompletion=complete_workspace),
+    step: str = typer.Argument(..., help="Step.", autocompletion=complete_step),
+    dest: Path = typer.Argument(..., help="Destination directory (absent or empty)."),
+    run: Optional[str] = typer.Option(None, "--run", help="A run id (or unique prefix) instead of the current run."),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    json_output: bool = typer.Option(False, "--json", help=_JSON_HELP),
+) -> None:
+    """Copy a step's output to DEST; refused if a link in it would lead outside the output."""
+    from pipex import browse
+    from pipex.errors import UsageError
+    from pipex.report import _size
+
+    opened = open_store(store)
+    record = browse.find_run(opened, workspace, step, run, succeeded=run is None)
+    if record.output_tree is None:
+        msg = f"run {record.run_id} recorded no output"
+        raise UsageError(msg)
+    browse.export(opened, record.output_tree, dest)
+    files, size = record.meta.get("files"), record.meta.get("bytes")
+    if json_output:
+        echo_json({"dest": str(dest), "runId": record.run_id, "tree": record.output_tree, "files": files, "bytes": size})
+    else:
+        typer.echo(f"exported {step} (run {record.run_id[:12]}) to {dest}: {files} files, {_size(size)}")

@@ -1,0 +1,156 @@
+"""Workspaces as a user sees them: which exist, which a live build holds, and removing them safely.
+
+A build holds the named store lock ``workspace-<ws>`` for its whole duration
+(``pipex.api._workspace_lock``). Whether a build is live is therefore one
+non-blocking acquire away, and removing a workspace *while holding that lock*
+means no build can start on it half way through the removal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipex.errors import LockBusyError, UsageError
+
+__all__ = [
+    "WorkspaceBusyError",
+    "RemoveReport",
+    "lock_name",
+    "is_building",
+    "idle",
+    "resolve_workspace",
+    "resolve_step",
+    "remove_workspaces",
+    "remove_step",
+    "clean",
+]
+
+
+class WorkspaceBusyError(LockBusyError):
+    """Raised when a workspace is to be removed or changed while a live build holds it."""
+
+
+@dataclass(frozen=True)
+class RemoveReport:
+    """What ``rm``, ``rm-step`` or ``clean`` removed: workspaces, or refs of one step."""
+
+    workspaces: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+    gc: Any = None  # pipex.store.GcReport when ``clean`` collected
+
+
+def lock_name(workspace: str) -> str:
+    """The named store lock a build of ``workspace`` holds (see pipex.api)."""
+    return f"workspace-{workspace}"
+
+
+def is_building(store: Any, workspace: str) -> bool:
+    """True if a live process holds ``workspace``'s build lock right now."""
+    try:
+        with store.lock(lock_name(workspace), blocking=False):
+            return False
+    except LockBusyError:
+        return True
+
+
+@contextmanager
+def idle(store: Any, workspaces: Sequence[str], doing: str) -> Iterator[None]:
+    """Hold the build locks of ``workspaces`` (sorted: no deadlock), or raise WorkspaceBusyError naming the busy ones."""
+    with ExitStack() as stack:
+        busy = []
+        for name in sorted(set(workspaces)):
+            try:
+                stack.enter_context(store.lock(lock_name(name), blocking=False))
+            except LockBusyError:
+                busy.append(name)
+        if busy:
+            names = ", ".join(f"'{b}'" for b in busy)
+            msg = (
+                f"cannot {doing}: a live build holds workspace {names}; "
+                f"wait for it (pipex attach {busy[0]}) or stop it (pipex cancel {busy[0]})"
+            )
+            raise WorkspaceBusyError(msg)
+        yield
+
+
+def _did_you_mean(name: str, known: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def resolve_workspace(store: Any, name: str | None, *, cwd: Path | None = None) -> str:
+    """The workspace ``name`` (which must exist), or the only one whose project root is ``cwd``."""
+    known = store.workspaces()
+    if name is not None:
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            msg = f"no workspace '{name}' in the store at {store.root}{_did_you_mean(name, known)}; workspaces: {listed}"
+            raise UsageError(msg)
+        return name
+    here = (cwd or Path(os.getcwd())).resolve()
+    mine = [ws for ws in known if store.workspace_project_root(ws) == here]
+    if len(mine) == 1:
+        return mine[0]
+    listed = ", ".join(known) or "none"
+    why = "several workspaces belong to this directory" if mine else "no workspace belongs to this directory"
+    msg = f"name a workspace: {why} (workspaces in the store: {listed})"
+    raise UsageError(msg)
+
+
+def resolve_step(store: Any, workspace: str, step: str) -> str:
+    """``step`` if ``workspace`` has a current or failed run of it, else a UsageError listing its steps."""
+    known = sorted(set(store.workspace_refs(workspace)) | set(store.workspace_refs(workspace, kind="failed")))
+    if step not in known:
+        listed = ", ".join(known) or "none yet"
+        msg = f"workspace '{workspace}' has no step '{step}'{_did_you_mean(step, known)}; its steps: {listed}"
+        raise UsageError(msg)
+    return step
+
+
+def remove_workspaces(store: Any, workspaces: Sequence[str]) -> RemoveReport:
+    """Remove workspaces (refs, caches, build log); refuse all of them if a live build holds any.
+
+    Their runs stay in the store until the next ``pipex gc``.
+    """
+    names = [resolve_workspace(store, name) for name in workspaces]
+    with idle(store, names, f"remove {'workspaces' if len(names) > 1 else 'workspace'} {', '.join(names)}"):
+        for name in names:
+            store.remove_workspace(name)
+    return RemoveReport(workspaces=tuple(names))
+
+
+def remove_step(store: Any, workspace: str, step: str) -> RemoveReport:
+    """Drop one step's refs (current and failed run) from a workspace; the next build runs it again unless cached."""
+    workspace = resolve_workspace(store, workspace)
+    resolve_step(store, workspace, step)
+    removed = []
+    with idle(store, [workspace], f"remove step '{step}' from workspace '{workspace}'"):
+        for kind in ("steps", "failed"):
+            if store.get_ref(workspace, step, kind=kind) is not None:
+                store.remove_ref(workspace, step, kind=kind)
+                removed.append(f"{workspace}/{kind}/{step}")
+    return RemoveReport(workspaces=(), refs=tuple(removed))
+
+
+def clean(store: Any, *, collect: bool = True) -> RemoveReport:
+    """Remove every workspace of the store, then (``collect``) gc what nothing references any more.
+
+    Refuses, removing nothing, while a live build holds any workspace.
+    """
+    names = store.workspaces()
+    with idle(store, names, "clean the store"):
+        for name in names:
+            store.remove_workspace(name)
+    report = None
+    if collect:
+        from pipex.store import gc
+
+        report = gc(store)
+    return RemoveReport(workspaces=tuple(names), gc=report)
