@@ -19,6 +19,7 @@ __all__ = [
     "fsync_dir",
     "syncfs",
     "write_atomic",
+    "write_temp",
     "rmtree",
     "copy_fd",
     "process_start_time",
@@ -64,8 +65,8 @@ def syncfs(path: str | bytes | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def write_atomic(dest: Path, data: bytes, tmp_dir: Path, *, mode: int = 0o444) -> None:
-    """Write ``data`` to ``dest`` so a reader sees all of it or nothing: temp + fsync + rename."""
+def write_temp(data: bytes, tmp_dir: Path | str, *, mode: int = 0o444, sync: bool = True) -> str:
+    """Write ``data`` to a new temp file in ``tmp_dir`` (fsynced unless ``sync`` is False); return its path."""
     fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="w-")
     try:
         view = memoryview(data)
@@ -73,13 +74,20 @@ def write_atomic(dest: Path, data: bytes, tmp_dir: Path, *, mode: int = 0o444) -
             written = os.write(fd, view)
             view = view[written:]
         os.fchmod(fd, mode)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     os.close(fd)
+    return tmp
+
+
+def write_atomic(dest: Path, data: bytes, tmp_dir: Path, *, mode: int = 0o444) -> None:
+    """Write ``data`` to ``dest`` so a reader sees all of it or nothing: temp + fsync + rename."""
+    tmp = write_temp(data, tmp_dir, mode=mode)
     try:
         os.replace(tmp, dest)
     except BaseException:

@@ -51,6 +51,7 @@ from pipex.store._fs import (
     store_errors,
     syncfs,
     write_atomic,
+    write_temp,
 )
 from pipex.store.objects import ObjectDB, TmpDir, is_oid
 from pipex.store.refs import REF_KINDS, check_kind, check_name, link_target, read_link
@@ -255,8 +256,6 @@ class Store:
                 entries.append(TreeEntry(rel, EntryType.FILE, mode, oid, size))
                 total += size
             tree_id, data = encode_tree(entries)
-            if scan.files:
-                syncfs(self.root / "objects")  # objects durable before the tree that names them
             self._write_tree(tree_id, data)
         return IngestResult(tree_id, len(scan.files), total)
 
@@ -267,7 +266,17 @@ class Store:
                 return
         except FileNotFoundError:
             path.parent.mkdir(exist_ok=True)
-        write_atomic(path, data, Path(self._tmpdir()))
+        # One syncfs makes the objects just moved in *and* the tree's temp file
+        # durable (one journal commit); only then may the tree's name appear.
+        tmp = write_temp(data, self._tmpdir(), sync=False)
+        try:
+            syncfs(self.root / "objects")
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        fsync_dir(path.parent)
 
     def read_tree(self, tree_id: str) -> Tree:
         """Read and check tree ``tree_id``; StoreCorruptError if missing or damaged."""
@@ -445,7 +454,7 @@ class Store:
                 return self.read_run(run_id)
             tmp = Path(tempfile.mkdtemp(prefix=f"run-{_owner_token()}-", dir=self.root / "staging"))
             try:
-                write_atomic(tmp / "meta.json", data, tmp)
+                os.rename(write_temp(data, tmp, sync=False), tmp / "meta.json")
                 if logs_dir is not None:
                     for log in sorted(Path(logs_dir).glob("*.log")):
                         if log.is_file() and not log.is_symlink():
@@ -453,13 +462,7 @@ class Store:
                 for stream in LOG_STREAMS:
                     with contextlib.suppress(FileExistsError):
                         os.close(os.open(tmp / f"{stream}.log", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
-                for name in os.listdir(tmp):
-                    fd = os.open(tmp / name, os.O_RDONLY | os.O_CLOEXEC)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                fsync_dir(tmp)
+                syncfs(tmp)  # meta and logs durable before the run's name appears (one commit)
                 if dest.exists():
                     # A damaged run of this id (checked above): move it aside, keep the new one.
                     rmtree(self._retire(dest))

@@ -181,7 +181,7 @@ def test_disk_full_during_ingest_is_one_line_error_and_store_stays_valid(
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store_module, "write_atomic", full)
+    monkeypatch.setattr(store_module, "write_temp", full)
     with pytest.raises(StoreError, match="disk is full") as info:
         store.ingest(make_output({"a": b"1", "b": b"2"}))
     assert "\n" not in str(info.value)
