@@ -13,8 +13,8 @@ direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
 * Two ways to run a step, chosen per invocation:
 
   - *direct* (no setup phase): ``cmd`` is the container's main process:
-    create, [put_archive], attach, start, wait, remove — the bare docker
-    cycle plus one attach.
+    create, [put_archive], start, logs (follow), wait, remove — the bare
+    docker cycle plus one streamed logs request.
   - *keeper* (a setup phase, or ownership to fix for a step with its own
     non-root ``user``): the main process is an idle ``sh`` loop running as
     root; setup and ``cmd`` are exec'd as the step's user, so the network can
@@ -58,11 +58,12 @@ import os
 import shlex
 import shutil
 import socket as socketlib
+import struct
 import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any
@@ -108,6 +109,7 @@ _BRIDGE = "bridge"  # the engine's default network: what "allowNetwork" means
 _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _MAX_LINE = 1 << 20  # an on_log line longer than this is cut, so memory stays bounded
 _SPOOL_MAX = 16 << 20  # sources archives up to this size stay in memory
+_READ_CHUNK = 64 * 1024
 _POLL_SEC = 0.05  # how often a waiting step looks at its cancel event
 
 
@@ -435,20 +437,29 @@ class DockerExecutor:
         sink: _LogSink,
         wrapped: bool,
     ) -> tuple[int, bool, bool, Phase | None, str | None]:
-        """Run ``cmd`` as the main process: attach, start, wait.
+        """Run ``cmd`` as the main process: start, follow its logs, wait.
 
         When ``wrapped`` (see `_owning_cmd`), a kill is first a SIGTERM so the
         wrapper can kill ``cmd`` and chown the output before exiting.
         """
         api = self.api
-        with _mapped_errors(f"running step '{inv.step_id}'"):
-            sock = api.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
-        pump = _Pump(sock, sink)
+        failed_start = _start(api, container_id)
+        if failed_start is not None:
+            return failed_start
+        deadline = _deadline(inv.timeout_sec)
+        # NOTE: following the logs after start, not attaching before it: the
+        # engine acknowledges an attach before it is wired to the streams, so
+        # early output can be lost (or, with logs=1, sent twice); the log file
+        # has everything exactly once.
+        with _mapped_errors(f"following the output of step '{inv.step_id}'"):
+            response = api._get(
+                api._url("/containers/{0}/logs", container_id),
+                params={"stdout": 1, "stderr": 1, "follow": 1},
+                stream=True,
+            )
+            _disable_timeout(api._get_raw_response_socket(response))
+        pump = _Pump(sink, response=response)
         try:
-            failed_start = _start(api, container_id)
-            if failed_start is not None:
-                return failed_start
-            deadline = _deadline(inv.timeout_sec)
             how = _wait(pump.done, cancel, stop, deadline)
             if how is not None:
                 with _mapped_errors(f"killing the container of step '{inv.step_id}'"):
@@ -533,7 +544,7 @@ class DockerExecutor:
                 container_id, list(cmd), stdout=True, stderr=True, environment=dict(env) or None, user=user or ""
             )["Id"]
             sock = api.exec_start(exec_id, socket=True)
-        pump = _Pump(sock, sink)
+        pump = _Pump(sink, sock=sock)
         how = _wait(pump.done, cancel, stop, deadline)
         if how is not None:
             raise _Killed(how, phase, pump)  # the catcher closes the pump once the processes are dead
@@ -647,42 +658,72 @@ class _LogSink:
 
 
 class _Pump:
-    """Reads a multiplexed attach/exec stream on a thread into a sink; ``done`` is set at EOF."""
+    """Reads a multiplexed output stream on a thread into a sink; ``done`` is set at its end.
 
-    def __init__(self, sock: Any, sink: _LogSink | None) -> None:
+    Two sources: a hijacked exec socket (``sock``), or the HTTP response of a
+    followed ``logs`` request (``response``, read through urllib3 so chunked
+    encoding is undone).
+    """
+
+    def __init__(self, sink: _LogSink | None, *, sock: Any = None, response: Any = None) -> None:
         self._sock = sock
+        self._response = response
         self._sink = sink
         self.done = threading.Event()
         self.error: BaseException | None = None
-        _disable_timeout(sock)
+        if sock is not None:
+            _disable_timeout(sock)
         self._thread = threading.Thread(target=self._loop, name="pipex-log-pump", daemon=True)
         self._thread.start()
 
-    def _loop(self) -> None:
-        from docker.utils.socket import frames_iter
+    def _frames(self) -> Iterator[tuple[int, bytes]]:
+        if self._sock is not None:
+            from docker.utils.socket import frames_iter
 
+            yield from frames_iter(self._sock, tty=False)
+            return
+        raw = self._response.raw
+        while True:
+            header = raw.read(8)
+            if len(header) < 8:
+                return
+            stream, length = struct.unpack(">BxxxL", header)
+            while length > 0:
+                data = raw.read(min(length, _READ_CHUNK))
+                if not data:
+                    return
+                length -= len(data)
+                yield stream, data
+
+    def _loop(self) -> None:
         try:
-            for stream, data in frames_iter(self._sock, tty=False):
+            for stream, data in self._frames():
                 if self._sink is not None and data:
                     try:
                         self._sink.write(stream, data)
                     except Exception as error:  # a full disk or a failing on_log: keep draining,
                         self.error = error  # or the step would block on a full pipe forever
                         self._sink = None
-        except (OSError, ValueError) as error:  # closed under us by close() after a kill
+        except Exception as error:  # closed under us by close() after a kill, or the daemon went away
             self.error = self.error or error
         finally:
             self.done.set()
 
     def close(self) -> None:
         """Close the stream and wait for the thread (briefly: it ends at EOF or on close)."""
-        if not self.done.is_set():
-            _shutdown(self._sock)
-        self._thread.join(5)
-        try:
-            self._sock.close()
-        except OSError:
-            pass
+        if self._sock is not None:
+            if not self.done.is_set():
+                _shutdown(self._sock)
+            self._thread.join(5)
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        else:
+            if not self.done.is_set():
+                self._response.close()
+            self._thread.join(5)
+            self._response.close()
 
 
 def _disable_timeout(sock: Any) -> None:

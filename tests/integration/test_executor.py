@@ -659,7 +659,7 @@ def test_run_uses_the_image_ensure_image_resolved(executor: Any, make_invocation
         executor.api.hooks["response"].pop()
     assert result.ok and result.image_id == image_id
     assert not any("/images/" in call for call in calls)
-    # create, attach, start, wait, remove: the bare cycle plus the log stream.
+    # create, start, logs, wait, remove: the bare cycle plus the log stream.
     assert len(calls) == 5, calls
 
 
@@ -703,3 +703,21 @@ def test_isolated_setup_of_a_networked_step_has_no_network_until_cmd(
     )
     assert run(executor, inv).ok, inv.stderr_path.read_text()
     assert stdout(inv) == "offline\nreached\n"
+
+
+def test_output_of_fast_steps_is_logged_exactly_once(executor: Any, make_invocation: MakeInvocation) -> None:
+    # Regression: attaching before start lost early output or (with logs=1) doubled it.
+    invs = [make_invocation("echo out; echo err >&2") for _ in range(48)]
+    results: list[ExecutionResult] = []
+
+    def work(chunk: list[Invocation]) -> None:
+        for inv in chunk:
+            results.append(run(executor, inv))
+
+    threads = [threading.Thread(target=work, args=(invs[k::8],)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(results) == 48 and all(r.ok for r in results)
+    assert [(stdout(i), i.stderr_path.read_text()) for i in invs] == [("out\n", "err\n")] * 48
