@@ -138,6 +138,9 @@ class Store:
     def open(cls, root: Path | str) -> Store:
         """Open (creating the layout if needed) the store at ``root``; clear dead processes' staging."""
         root = Path(root).expanduser().absolute()
+        if root.exists() and not root.is_dir():
+            msg = f"cannot open the store at {root}: not a directory"
+            raise StoreError(msg)
         with store_errors(f"cannot open the store at {root}"):
             root.mkdir(parents=True, exist_ok=True)
             root = root.resolve()
