@@ -92,3 +92,35 @@ def test_ingest_checkout_export_round_trip(spec: dict, data: st.DataObject) -> N
         assert store.ingest(export).tree_id == tree_id
     finally:
         rmtree(work)
+
+
+paths = st.lists(names, min_size=1, max_size=3).map(lambda parts: b"/".join(parts))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(paths, st.sampled_from(["file", "dir", "link"]), st.integers(0, 0o777), st.binary(max_size=12)), max_size=20, unique_by=lambda t: t[0]))
+def test_tree_encoding_round_trips_any_names(rows: list) -> None:
+    from pipex.store import EntryType, TreeEntry, hash_bytes
+    from pipex.store.trees import decode_tree, encode_tree
+
+    # Give every entry its parent directories, as ingest does.
+    entries: dict[bytes, TreeEntry] = {}
+    for path, kind, mode, extra in rows:
+        parts = path.split(b"/")
+        for i in range(1, len(parts)):
+            parent = b"/".join(parts[:i])
+            entries.setdefault(parent, TreeEntry(parent, EntryType.DIR, 0o755))
+        if path in entries:
+            continue
+        if kind == "file":
+            entries[path] = TreeEntry(path, EntryType.FILE, mode, hash_bytes(extra), len(extra))
+        elif kind == "dir":
+            entries[path] = TreeEntry(path, EntryType.DIR, mode)
+        else:
+            entries[path] = TreeEntry(path, EntryType.LINK, target=extra.replace(b"\0", b"_").lstrip(b"/") or b"x")
+    # A name below a file or link is not a tree; keep the rows that form one.
+    valid = {p: e for p, e in entries.items() if all(entries[b"/".join(p.split(b"/")[:i])].type is EntryType.DIR for i in range(1, len(p.split(b"/"))))}
+    tree_id, data = encode_tree(list(valid.values()))
+    tree = decode_tree(tree_id, data)
+    assert list(tree.entries) == sorted(valid.values(), key=lambda e: e.path)
+    assert encode_tree(list(tree.entries)) == (tree_id, data)
