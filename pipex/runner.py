@@ -151,9 +151,13 @@ class Runner:
         with self._executor_lock:
             if self._executor is None:
                 self._executor = self._executor_factory()
-                self._executor.remove_leftovers(
+                removed = self._executor.remove_leftovers(
                     {"pipex.store": str(self.store.root), "pipex.workspace": self.workspace}
                 )
+                if removed:
+                    # A killed build's container was still writing into its staging
+                    # dir when Store.open swept it; now that it is gone, sweep again.
+                    self.store.clear_stale_staging()
             return self._executor
 
     @property

@@ -60,23 +60,36 @@ def _private_spec_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("PIPEX_CACHE_DIR", str(tmp_path_factory.mktemp("spec-cache")))
 
 
-def containers(store: Path, docker_host: str | None = None) -> list[Any]:
-    """Every container (running or not) labelled with ``store``."""
+def _api(docker_host: str | None = None) -> Any:
     import docker
 
-    client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+    return docker.APIClient(base_url=docker_host, version="auto") if docker_host else docker.APIClient(version="auto")
+
+
+def containers(store: Path, docker_host: str | None = None) -> list[dict[str, Any]]:
+    """Every container (running or not) labelled with ``store``, as the engine lists them (``Labels``, ``Names``…)."""
+    api = _api(docker_host)
     try:
-        return client.containers.list(all=True, filters={"label": f"pipex.store={store.resolve()}"})
+        return api.containers(all=True, filters={"label": f"pipex.store={store.resolve()}"})
     finally:
-        client.close()
+        api.close()
 
 
 def remove_containers(store: Path, docker_host: str | None = None) -> list[str]:
     """Force-remove the containers labelled with ``store``; return their names."""
+    import docker
+
     names = []
-    for container in containers(store, docker_host):
-        names.append(container.name)
-        container.remove(force=True)
+    api = _api(docker_host)
+    try:
+        for container in api.containers(all=True, filters={"label": f"pipex.store={store.resolve()}"}):
+            names.append(container["Names"][0] if container.get("Names") else container["Id"])
+            try:
+                api.remove_container(container["Id"], force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+    finally:
+        api.close()
     return names
 
 
