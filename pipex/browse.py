@@ -229,13 +229,14 @@ def _resolve(tree: Any, path: bytes, *, follow_last: bool = True) -> tuple[bytes
     hops = 0
     entry = None
     via: bytes | None = None
+    via_target: bytes | None = None
     while todo:
         part = todo.pop()
         if part in (b"", b"."):
             continue
         if part == b"..":
             if not resolved:
-                raise _escape(path, via)
+                raise _escape(path, via, via_target)
             resolved.pop()
             entry = tree.get(b"/".join(resolved)) if resolved else None
             continue
@@ -253,7 +254,7 @@ def _resolve(tree: Any, path: bytes, *, follow_last: bool = True) -> tuple[bytes
                 msg = f"'{_show(path)}': too many levels of links"
                 raise LinkEscapeError(msg)
             target = entry.target or b""
-            via = b"/".join(resolved)
+            via, via_target = b"/".join(resolved), target
             if target.startswith(b"/"):
                 raise _escape(path, via, target)
             resolved.pop()
