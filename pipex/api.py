@@ -31,6 +31,7 @@ __all__ = [
     "remove_workspaces",
     "remove_step",
     "clean",
+    "exec_step",
 ]
 
 _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -334,3 +335,10 @@ def clean(*, store: Any = None, collect: bool = True) -> Any:
     from pipex.workspace import clean as clean_store
 
     return clean_store(_opened(store), collect=collect)
+
+
+def exec_step(file: Path | str, workspace: str | None = None, **options: Any) -> Any:
+    """Run one step from ``file`` against ``workspace``'s current runs (see ``pipex.exec_step``)."""
+    from pipex.exec_step import exec_step as run_one
+
+    return run_one(file, workspace, **options)

@@ -48,6 +48,7 @@ def _register_commands() -> None:
         "inspect_cmds",
         "workspace_cmds",
         "detach_cmds",
+        "exec_cmds",
     ):
         importlib.import_module(f"pipex.cli.{module}")
 
