@@ -215,6 +215,9 @@ def check_link(root: bytes, relpath: bytes, target: bytes) -> None:
             todo.extend(reversed(inner.split(b"/")))
 
 
+_TYPES = {t.value: t for t in EntryType}
+
+
 def _put_name(doc: dict[str, object], key: str, value: bytes) -> None:
     try:
         doc[key] = value.decode("utf-8")
@@ -274,11 +277,13 @@ def _load(tree_id: str, data: bytes) -> list[dict[str, object]]:
 
 
 def _check_path(path: bytes, dirs: set[bytes]) -> None:
-    parts = path.split(b"/")
-    if any(p in (b"", b".", b"..") or b"\0" in p for p in parts):
+    # No empty, "." or ".." component, no NUL: a tree can never write outside its root.
+    framed = b"/" + path + b"/"
+    if not path or b"//" in framed or b"/./" in framed or b"/../" in framed or b"\0" in path:
         raise ValueError(f"unsafe path {show_path(path)!r}")
     # Every parent must be a directory entry listed before: no name hides under a link.
-    if len(parts) > 1 and path.rpartition(b"/")[0] not in dirs:
+    parent, slash, _ = path.rpartition(b"/")
+    if slash and parent not in dirs:
         raise ValueError(f"{show_path(path)!r} has no parent directory entry")
 
 
@@ -295,7 +300,7 @@ def decode_tree(tree_id: str, data: bytes) -> Tree:
             if entries and path <= previous:
                 raise ValueError("entries not sorted")
             previous = path
-            kind = EntryType(doc["type"])
+            kind = _TYPES[doc["type"]]
             if kind is EntryType.FILE:
                 oid, size, mode = doc["oid"], doc["size"], doc["mode"]
                 if not is_oid(oid) or type(size) is not int or size < 0 or type(mode) is not int:
