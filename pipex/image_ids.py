@@ -118,11 +118,16 @@ def _get_json(path: str, url: str) -> Any:
         sock.connect(path)
         sock.sendall(f"GET {url} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n".encode("ascii"))
         chunks = []
-        while True:
+        expected = None  # header + Content-Length, once known: do not wait for a close that may not come
+        received = 0
+        while expected is None or received < expected:
             data = sock.recv(1 << 16)
             if not data:
                 break
             chunks.append(data)
+            received += len(data)
+            if expected is None:
+                expected = _expected_size(b"".join(chunks))
     except OSError as error:
         msg = f"cannot reach Docker at unix://{path}: {error.strerror or error}"
         raise DockerUnavailableError(msg) from None
@@ -143,6 +148,21 @@ def _get_json(path: str, url: str) -> Any:
     except ValueError as error:
         msg = f"Docker at unix://{path} sent invalid JSON for GET {url}: {error}"
         raise DockerUnavailableError(msg) from None
+
+
+def _expected_size(raw: bytes) -> int | None:
+    """Header size + Content-Length when the header is complete and has one; else None."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    for line in raw[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            try:
+                return end + 4 + int(value.strip())
+            except ValueError:
+                return None
+    return None
 
 
 def _dechunk(body: bytes) -> bytes:

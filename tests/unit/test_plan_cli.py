@@ -214,3 +214,54 @@ def test_graph_command_styles_by_status(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert '"fetch" -> "stats";' in done.stdout
     assert 'tooltip="skipped"' in done.stdout and 'tooltip="run"' in done.stdout
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_socket_resolver_reads_one_images_listing(tmp_path, monkeypatch, chunked: bool) -> None:
+    import socket
+    import threading
+
+    from pipex.image_ids import default_image_resolver
+
+    body = json.dumps([{"Id": "sha256:abc", "RepoTags": ["python:3.12-slim"], "RepoDigests": []}]).encode()
+    if chunked:
+        payload = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    else:
+        # Content-Length and no close: the reader must stop by itself.
+        payload = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    path = str(tmp_path / "docker.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    requests: list[bytes] = []
+    release = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        requests.append(conn.recv(4096))
+        conn.sendall(payload)
+        if chunked:
+            conn.close()
+        else:
+            release.wait(5)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    try:
+        assert default_image_resolver(["python:3.12-slim", "alpine"]) == {"python:3.12-slim": "sha256:abc", "alpine": None}
+    finally:
+        release.set()
+        thread.join(5)
+        server.close()
+    assert requests[0].startswith(b"GET /images/json HTTP/1.1\r\n")
+
+
+def test_socket_resolver_unreachable_daemon_is_a_pipex_error(tmp_path, monkeypatch) -> None:
+    from pipex.errors import DockerUnavailableError
+    from pipex.image_ids import default_image_resolver
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    with pytest.raises(DockerUnavailableError, match="cannot reach Docker"):
+        default_image_resolver(["python"])
