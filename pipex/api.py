@@ -233,7 +233,7 @@ def build(
     opened = open_store(store, config)
     cancel = cancel or threading.Event()
     cond_env = condition_env(env_files)
-    with opened.shared_lock():
+    with _store_lock(opened, sink):
         _check_workspace_root(opened, name, project, explicit=workspace is not None)
         with _workspace_lock(opened, name, sink):
             opened.create_workspace(name, pipeline.root.resolve())
@@ -273,6 +273,19 @@ def build(
     if result.interrupted:
         raise InterruptedBuild("build interrupted; finished steps are kept")
     return result
+
+
+@contextmanager
+def _store_lock(store: Any, sink: EventSink) -> Iterator[None]:
+    """Hold the store lock shared; say so when a gc (or verify --repair) makes the build wait."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(store.shared_lock(blocking=False))
+        except LockBusyError:
+            message = "pipex gc or verify --repair is running on this store; waiting for it"
+            sink(Event(EventKind.WARNING, data={"message": message}))
+            stack.enter_context(store.shared_lock())
+        yield
 
 
 @contextmanager

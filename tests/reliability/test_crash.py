@@ -45,8 +45,9 @@ steps:
     image: {BUSYBOX}
     inputs: [{{step: first}}]
     cmd: >-
-      i=0; while [ $i -lt 1500 ]; do echo "$i $ITER" > /output/f$i; i=$((i+1)); done;
-      head -c 4000000 /dev/urandom > /output/big
+      mkdir -p /output/sub/deeper;
+      i=0; while [ $i -lt 1500 ]; do echo "$i $ITER" > /output/sub/f$i; i=$((i+1)); done;
+      head -c 4000000 /dev/urandom > /output/sub/deeper/big; echo "$ITER" > /output/f7
   - id: slow
     image: {BUSYBOX}
     inputs: [{{step: many}}]
