@@ -150,12 +150,12 @@ def exec_step(
     env_files: Sequence[Path | str] = (),
     store: Any = None,
     sink: EventSink | None = None,
-    on_output: Callable[[str, str], None] | None = None,
+    on_output: Callable[[str, str, str], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> ExecResult:
     """Run the step of ``file`` in ``workspace`` against its current runs; see the module docstring.
 
-    ``on_output(stream, line)`` receives the step's output lines when
+    ``on_output(step, stream, line)`` receives the step's output lines when
     ``ephemeral`` (or ``verbose``). Raises InterruptedBuild (exit 130) on
     SIGINT/SIGTERM after removing the container.
     """
@@ -179,7 +179,7 @@ def exec_step(
 
     def forward(event: Event) -> None:
         if event.kind is EventKind.STEP_LOG and on_output is not None:
-            on_output(str(event.data.get("stream")), str(event.data.get("line", "")))
+            on_output(str(event.step), str(event.data.get("stream")), str(event.data.get("line", "")))
         else:
             sink(event)
 

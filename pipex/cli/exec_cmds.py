@@ -31,11 +31,11 @@ def exec_command(
 
     renderer = make_renderer(json_output=json_output, verbose=False, quiet=ephemeral)
 
-    def on_output(stream: str, line: str) -> None:
+    def on_output(step_id: str, stream: str, line: str) -> None:
         if json_output:
             return
         out = sys.stdout if stream == "stdout" and ephemeral else sys.stderr
-        prefix = "" if ephemeral else f"[{step or 'exec'}] "
+        prefix = "" if ephemeral else f"[{step_id}] "
         out.write(f"{prefix}{line}\n")
         out.flush()
 
