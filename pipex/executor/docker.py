@@ -55,6 +55,7 @@ direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import socket as socketlib
@@ -65,6 +66,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
@@ -451,14 +453,7 @@ class DockerExecutor:
         # engine acknowledges an attach before it is wired to the streams, so
         # early output can be lost (or, with logs=1, sent twice); the log file
         # has everything exactly once.
-        with _mapped_errors(f"following the output of step '{inv.step_id}'"):
-            response = api._get(
-                api._url("/containers/{0}/logs", container_id),
-                params={"stdout": 1, "stderr": 1, "follow": 1},
-                stream=True,
-            )
-            _disable_timeout(api._get_raw_response_socket(response))
-        pump = _Pump(sink, response=response)
+        pump = self._follow_output(container_id, inv, sink)
         try:
             how = _wait(pump.done, cancel, stop, deadline)
             if how is not None:
@@ -472,9 +467,59 @@ class DockerExecutor:
             pump.done.wait()
             with _mapped_errors(f"waiting for step '{inv.step_id}'"):
                 exit_code = int(api.wait(container_id)["StatusCode"])
+            if pump.timestamped:
+                self._catch_up(container_id, inv, pump, sink)
         finally:
             pump.close()
         return _finished(exit_code, Phase.RUN)
+
+    def _catch_up(self, container_id: str, inv: Invocation, pump: _Pump, sink: _LogSink) -> None:
+        """Append what a follow missed: it can end before the engine logged the last (partial) line.
+
+        One more logs request, from the last timestamp seen; entries at that
+        timestamp already received are skipped, so nothing is written twice.
+        """
+        api = self.api
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
+        if pump.last_ns >= 0:
+            params["since"] = f"{pump.last_ns // 1_000_000_000}.{pump.last_ns % 1_000_000_000:09d}"
+        with _mapped_errors(f"reading the output of step '{inv.step_id}'"):
+            response = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
+            api._raise_for_status(response)
+            try:
+                skip = pump.seen_at_last
+                for stream, entry in _log_entries(response.raw):
+                    ns, data = _split_timestamp(entry)
+                    if ns < pump.last_ns:
+                        continue
+                    if ns == pump.last_ns and skip > 0:
+                        skip -= 1
+                        continue
+                    sink.write(stream, data)
+            finally:
+                response.close()
+
+    def _follow_output(self, container_id: str, inv: Invocation, sink: _LogSink) -> _Pump:
+        """Stream the started container's output into the sink (logs follow; attach if logs are unreadable)."""
+        from docker.errors import APIError
+
+        api = self.api
+        with _mapped_errors(f"following the output of step '{inv.step_id}'"):
+            try:
+                response = api._get(
+                    api._url("/containers/{0}/logs", container_id),
+                    params={"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 1},
+                    stream=True,
+                )
+                _disable_timeout(api._get_raw_response_socket(response))
+                return _Pump(sink, response=response)
+            except APIError as error:
+                if error.status_code is None or error.status_code >= 500 and error.status_code != 501:
+                    raise
+                # A log driver the engine cannot read back ("none"...): attaching
+                # late may miss the first lines, but the step still runs.
+                sock = api.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1})
+                return _Pump(sink, sock=sock)
 
     def _run_keeper(
         self,
@@ -671,6 +716,11 @@ class _Pump:
         self._sink = sink
         self.done = threading.Event()
         self.error: BaseException | None = None
+        # A logs response carries timestamps: the last one seen (ns) and how many
+        # entries had it, so `_catch_up` can fetch exactly what the follow missed.
+        self.timestamped = response is not None
+        self.last_ns = -1
+        self.seen_at_last = 0
         if sock is not None:
             _disable_timeout(sock)
         self._thread = threading.Thread(target=self._loop, name="pipex-log-pump", daemon=True)
@@ -682,18 +732,13 @@ class _Pump:
 
             yield from frames_iter(self._sock, tty=False)
             return
-        raw = self._response.raw
-        while True:
-            header = raw.read(8)
-            if len(header) < 8:
-                return
-            stream, length = struct.unpack(">BxxxL", header)
-            while length > 0:
-                data = raw.read(min(length, _READ_CHUNK))
-                if not data:
-                    return
-                length -= len(data)
-                yield stream, data
+        for stream, entry in _log_entries(self._response.raw):
+            ns, data = _split_timestamp(entry)
+            if ns == self.last_ns:
+                self.seen_at_last += 1
+            else:
+                self.last_ns, self.seen_at_last = ns, 1
+            yield stream, data
 
     def _loop(self) -> None:
         try:
@@ -724,6 +769,37 @@ class _Pump:
                 self._response.close()
             self._thread.join(5)
             self._response.close()
+
+
+def _log_entries(raw: Any) -> Iterator[tuple[int, bytes]]:
+    """Yield (stream, entry) from a multiplexed logs body; one frame is one log entry."""
+    while True:
+        header = raw.read(8)
+        if len(header) < 8:
+            return
+        stream, length = struct.unpack(">BxxxL", header)
+        parts: list[bytes] = []
+        while length > 0:
+            data = raw.read(min(length, _READ_CHUNK))
+            if not data:
+                return
+            parts.append(data)
+            length -= len(data)
+        yield stream, b"".join(parts)
+
+
+_TIMESTAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
+
+
+def _split_timestamp(entry: bytes) -> tuple[int, bytes]:
+    """Split ``b"2026-01-02T03:04:05.123456789Z data"`` into (unix ns, data)."""
+    stamp, _, data = entry.partition(b" ")
+    match = _TIMESTAMP.fullmatch(stamp)
+    if match is None:  # not a timestamp after all: keep the bytes
+        return -1, entry
+    whole, fraction, zone = (part.decode("ascii") if part else "" for part in match.groups())
+    moment = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    return int(moment.timestamp()) * 1_000_000_000 + int((fraction + "000000000")[:9]), data
 
 
 def _disable_timeout(sock: Any) -> None:

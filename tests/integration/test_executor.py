@@ -659,8 +659,8 @@ def test_run_uses_the_image_ensure_image_resolved(executor: Any, make_invocation
         executor.api.hooks["response"].pop()
     assert result.ok and result.image_id == image_id
     assert not any("/images/" in call for call in calls)
-    # create, start, logs, wait, remove: the bare cycle plus the log stream.
-    assert len(calls) == 5, calls
+    # create, start, logs (follow), wait, logs (catch-up), remove: the bare cycle plus the log reads.
+    assert len(calls) == 6, calls
 
 
 def test_a_failing_log_callback_does_not_hang_the_step(executor: Any, make_invocation: MakeInvocation) -> None:
