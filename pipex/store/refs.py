@@ -22,14 +22,24 @@ from pipex.errors import StoreError
 __all__ = ["REF_KINDS", "check_name", "check_kind", "link_target", "parse_link"]
 
 REF_KINDS = ("steps", "failed")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _PREFIX = "../../../runs/"
 
 
 def check_name(value: str, what: str) -> str:
-    """Return ``value`` if it is a safe workspace or step name, else raise StoreError."""
-    if not isinstance(value, str) or not _NAME_RE.match(value):
-        msg = f"invalid {what} name {value!r}: use letters, digits, '_', '-' and '.', not starting with '.'"
+    """Return ``value`` if it is a safe name for one path component (step, cache, workspace), else raise.
+
+    Workspaces may not start with '.' (listings skip dot names); steps and
+    caches follow the pipeline schema, which allows it. '.' and '..' never.
+    """
+    if (
+        not isinstance(value, str)
+        or not _NAME_RE.match(value)
+        or value in (".", "..")
+        or (what == "workspace" and value.startswith("."))
+    ):
+        hint = ", not starting with '.'" if what == "workspace" else ""
+        msg = f"invalid {what} name {value!r}: use letters, digits, '_', '-' and '.'{hint}"
         raise StoreError(msg)
     return value
 

@@ -101,9 +101,18 @@ def test_refs_to_missing_runs_and_bad_names_are_refused(store: Store, tree_id: s
     with pytest.raises(RunNotFoundError):
         store.set_ref("ws", "s", "missing")
     store.record_run("r", {"output_tree": tree_id}, None)
-    for ws, step, kind in (("../x", "s", "steps"), ("ws", "a/b", "steps"), ("ws", "s", "other")):
+    for ws, step, kind in (("../x", "s", "steps"), (".hidden", "s", "steps"), ("ws", "a/b", "steps"), ("ws", "..", "steps"), ("ws", "s", "other")):
         with pytest.raises(StoreError):
             store.set_ref(ws, step, "r", kind=kind)
+
+
+def test_names_the_pipeline_schema_allows_are_accepted(store: Store, tree_id: str) -> None:
+    store.record_run("r", {"output_tree": tree_id}, None)
+    store.set_ref("ws", "-leading-dash", "r")
+    assert store.get_ref("ws", "-leading-dash") == "r"
+    assert store.cache_dir("ws", ".npm").name == ".npm"
+    with pytest.raises(StoreError):
+        store.cache_dir("ws", "..")
 
 
 def test_workspaces_record_their_project_root(store: Store, tmp_path: Path) -> None:
