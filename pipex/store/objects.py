@@ -28,12 +28,13 @@ import stat
 import tempfile
 import threading
 from pathlib import Path
+from typing import Protocol
 
 import xxhash
 
 from pipex.errors import StoreError
 
-__all__ = ["CHUNK", "hash_bytes", "hash_file", "hash_fd", "is_oid", "ObjectDB"]
+__all__ = ["CHUNK", "hash_bytes", "hash_file", "hash_fd", "is_oid", "ObjectDB", "TmpDir"]
 
 CHUNK = 1 << 20  # 1 MiB: big enough to amortise syscalls, small enough to stay in L2/L3
 
@@ -82,10 +83,18 @@ def hash_file(path: str | os.PathLike[str] | bytes) -> str:
         os.close(fd)
 
 
+class TmpDir(Protocol):
+    """Where temp files go: ``get()`` returns this process's private dir under staging/."""
+
+    def get(self) -> str:
+        """The directory (created on first use)."""
+        ...
+
+
 class ObjectDB:
     """The ``objects/`` directory: paths, presence, and moving files in."""
 
-    def __init__(self, root: Path, tmp_dir: "TmpDir") -> None:
+    def __init__(self, root: Path, tmp_dir: TmpDir) -> None:
         self.root = root
         self._root_b = os.fsencode(root)
         self._tmp_dir = tmp_dir
@@ -185,10 +194,3 @@ class ObjectDB:
             self._ensure_prefix(oid)
             os.rename(tmp, dest)
         return oid, size
-
-
-class TmpDir:
-    """Protocol-ish holder: ``get()`` returns this process's private temp dir under staging/."""
-
-    def get(self) -> str:  # pragma: no cover - interface
-        raise NotImplementedError

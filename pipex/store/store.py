@@ -53,7 +53,7 @@ from pipex.store._fs import (
     write_atomic,
     write_temp,
 )
-from pipex.store.objects import ObjectDB, TmpDir, is_oid
+from pipex.store.objects import ObjectDB, is_oid
 from pipex.store.refs import REF_KINDS, check_kind, check_name, link_target, read_link
 from pipex.store.runs import LOG_STREAMS, RunNotFoundError, RunRecord, check_run_id, load_meta
 from pipex.store.trees import EntryType, Tree, TreeEntry, decode_tree, encode_tree, scan_output
@@ -99,7 +99,7 @@ def parse_staging_owner(name: str) -> tuple[int, int] | None:
     return int(pid), int(start)
 
 
-class _ProcessTmp(TmpDir):
+class _ProcessTmp:
     """This process's private temp dir under staging/, made on first use, removed at exit."""
 
     def __init__(self, staging: Path) -> None:
