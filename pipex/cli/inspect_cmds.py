@@ -22,6 +22,12 @@ def _age(seconds: float | None) -> str:
     return f"{format_age(seconds)} ago" if seconds is not None else "-"
 
 
+def _iso(seconds: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -177,6 +183,8 @@ def inspect_command(
         value = record.meta[key]
         if isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2).replace("\n", "\n    ")
+        elif key.endswith("_at") and isinstance(value, (int, float)):
+            value = f"{value}  ({_iso(value)})"
         typer.echo(f"  {key}: {value}")
 
 
@@ -242,4 +250,4 @@ def export_command(
     if json_output:
         echo_json({"dest": str(dest), "runId": record.run_id, "tree": record.output_tree, "files": files, "bytes": size})
     else:
-        typer.echo(f"exported {step} (run {record.run_id[:12]}) to {dest}: {files} files, {_size(size)}")
+        typer.echo(f"exported {step} (run {record.run_id[:12]}) to {dest}: {files} file{'' if files == 1 else 's'}, {_size(size)}")
