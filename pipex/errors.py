@@ -19,6 +19,10 @@ __all__ = [
 ]
 
 
+# What str.splitlines() breaks on, as the escapes repr() would print.
+_ESCAPE_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 class PipexError(Exception):
     """Raised for any error pipex reports to a user as one line (no traceback)."""
 
@@ -63,7 +67,9 @@ class SpecError(PipexError):
                     where += f":{self.column}"
             where += ": "
         path = f"{self.path}: " if self.path else ""
-        return f"{where}{path}{self.message}"
+        # A key or value from the file may hold a line break (YAML allows "\x1e"
+        # or "\u2028" in a key): escape it so one problem stays one line.
+        return f"{where}{path}{self.message}".translate(_ESCAPE_LINE_BREAKS)
 
 
 class SpecErrors(PipexError):
