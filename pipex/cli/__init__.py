@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -92,9 +93,17 @@ def normalise_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point: run the app, turning PipexError into its exit code."""
     _register_commands()
+    # SIGTERM means what Ctrl-C means, in every phase: a build replaces this
+    # handler while steps run; before that (loading, waiting for a lock) the
+    # default action would kill pipex with no message and status 143.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=normalise_argv(sys.argv[1:]), prog_name="pipex", standalone_mode=True)
     except PipexError as error:
