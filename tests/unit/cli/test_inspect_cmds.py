@@ -214,3 +214,17 @@ def test_export_and_cat_need_a_successful_run(pipex, seed, tmp_path: Path) -> No
     assert (result.exit_code, result.stderr) == (
         2, "pipex: step 'fetch' has no successful run in workspace 'demo'; see why its last run failed: pipex logs demo fetch\n"
     )
+
+
+def test_user_errors_have_no_traceback_unless_pipex_debug(store) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PIPEX_DEBUG"}
+    quiet = subprocess.run([sys.executable, "-m", "pipex", "show", "nope"], env=env, capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
+    assert quiet.stderr.startswith("pipex: no workspace 'nope'")
+    debug = subprocess.run(
+        [sys.executable, "-m", "pipex", "show", "nope"], env={**env, "PIPEX_DEBUG": "1"}, capture_output=True, text=True, timeout=60
+    )
+    assert "Traceback" in debug.stderr and "UsageError: no workspace 'nope'" in debug.stderr
