@@ -178,7 +178,8 @@ class LiveRenderer(ConsoleRenderer):
     def _render(self) -> Any:
         from rich.text import Text
 
-        now = time.monotonic()
+        # Wall-clock times from the events: `pipex attach` replays them later, and elapsed must stay true.
+        now = time.time()
         text = Text()
         for image, status in self._pulls.items():
             text.append(f"  pulling {image}: {status}\n", style="dim")
@@ -198,7 +199,7 @@ class LiveRenderer(ConsoleRenderer):
             self._live.start()
             self._started = True
         elif kind is EventKind.STEP_STARTING and event.step:
-            self._running[event.step] = time.monotonic()
+            self._running[event.step] = event.time
         elif kind in (EventKind.STEP_FINISHED, EventKind.STEP_FAILED) and event.step:
             self._running.pop(event.step, None)
         elif kind is EventKind.IMAGE_PULL:

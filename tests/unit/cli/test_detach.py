@@ -102,3 +102,16 @@ def test_inspect_timeline_without_a_record_is_exit_2(pipex, store) -> None:
     store.create_workspace("demo", store.root)
     result = pipex("inspect", "demo", "--timeline")
     assert result.exit_code == 2 and "no build of workspace 'demo' was recorded" in result.stderr
+
+
+def test_live_lines_of_a_replayed_build_show_the_true_elapsed_time() -> None:
+    import time
+
+    from pipex.report import LiveRenderer
+
+    live = LiveRenderer()
+    try:
+        live(Event(EventKind.STEP_STARTING, "slow", {"reason": "never built"}, time.time() - 300))
+        assert "running slow  30" in live._render().plain  # ~300s, not 0.0s since the replay
+    finally:
+        live.close()
