@@ -340,6 +340,10 @@ class Runner:
             if output.exists():
                 rmtree(output)
             output.mkdir()
+            if step.user:
+                # A step's own user is not us: it must be able to write its output.
+                # The staging dir above stays private (0700), so no one else can.
+                os.chmod(output, 0o777)
             self._copy_inputs_to_output(job, output)
             if attempt > 1:
                 for stream in ("stdout", "stderr"):
