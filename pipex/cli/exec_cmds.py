@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from pipex.cli import app
-from pipex.cli._common import STORE_HELP, complete_workspace, echo_json, open_store
+from pipex.cli._common import STORE_HELP, complete_step, complete_workspace, echo_json, open_store
 
 
 @app.command("exec")
@@ -17,7 +17,10 @@ def exec_command(
     workspace: Optional[str] = typer.Argument(None, help="Workspace whose runs feed the step (default: the one of this directory).", autocompletion=complete_workspace),
     file: Path = typer.Option(..., "-f", "--file", help="A step file (one step) or a pipeline file (pick with --step)."),
     step: Optional[str] = typer.Option(None, "--step", help="The step of a pipeline file to run."),
-    inputs: List[str] = typer.Option([], "--input", "-i", help="[ALIAS=]STEP: mount the workspace's STEP output at /input/ALIAS (repeatable)."),
+    inputs: List[str] = typer.Option(
+        [], "--input", "-i", help="[ALIAS=]STEP: mount the workspace's STEP output at /input/ALIAS (repeatable).",
+        autocompletion=complete_step,
+    ),
     ephemeral: bool = typer.Option(False, "--ephemeral", help="Stream the output and keep nothing (no run, no ref)."),
     force: bool = typer.Option(False, "--force", help="Run even if a run with the same fingerprint exists."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the step's output live."),

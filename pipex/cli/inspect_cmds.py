@@ -105,19 +105,25 @@ def logs_command(
     from pipex import browse
 
     opened = open_store(store)
-    write = _json_lines if json_output else _raw
+    write = _JsonLines() if json_output else _raw
     if follow and run is None:
         from pipex.follow import follow_logs
 
-        for name, chunk in follow_logs(opened, workspace, step, stream):
-            write(name, chunk)
-        return
-    record = browse.find_run(opened, workspace, step, run)
-    for name, path in browse.log_paths(record, stream):
+        chunks = follow_logs(opened, workspace, step, stream)
+    else:
+        chunks = _recorded(browse.log_paths(browse.find_run(opened, workspace, step, run), stream))
+    for name, chunk in chunks:
+        write(name, chunk)
+    if isinstance(write, _JsonLines):
+        write.flush()
+
+
+def _recorded(paths: list[tuple[str, Path]]) -> Any:
+    for name, path in paths:
         try:
             with open(path, "rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 16), b""):
-                    write(name, chunk)
+                    yield name, chunk
         except FileNotFoundError:
             continue
 
@@ -128,16 +134,27 @@ def _raw(stream: str, chunk: bytes) -> None:
     out.flush()
 
 
-_pending: dict[str, bytes] = {}
+class _JsonLines:
+    """``{"stream", "line"}`` per line; a last line without a newline is printed by ``flush``."""
 
+    def __init__(self) -> None:
+        self._pending: dict[str, bytes] = {}
 
-def _json_lines(stream: str, chunk: bytes) -> None:
-    data = _pending.pop(stream, b"") + chunk
-    *lines, rest = data.split(b"\n")
-    if rest:
-        _pending[stream] = rest
-    for line in lines:
+    def __call__(self, stream: str, chunk: bytes) -> None:
+        *lines, rest = (self._pending.pop(stream, b"") + chunk).split(b"\n")
+        if rest:
+            self._pending[stream] = rest
+        for line in lines:
+            self._emit(stream, line)
+
+    def _emit(self, stream: str, line: bytes) -> None:
         typer.echo(json.dumps({"stream": stream, "line": line.decode("utf-8", "replace")}, ensure_ascii=False))
+
+    def flush(self) -> None:
+        """Print what is left of each stream."""
+        for stream, rest in self._pending.items():
+            self._emit(stream, rest)
+        self._pending.clear()
 
 
 @app.command("inspect")

@@ -228,3 +228,9 @@ def test_user_errors_have_no_traceback_unless_pipex_debug(store) -> None:
         [sys.executable, "-m", "pipex", "show", "nope"], env={**env, "PIPEX_DEBUG": "1"}, capture_output=True, text=True, timeout=60
     )
     assert "Traceback" in debug.stderr and "UsageError: no workspace 'nope'" in debug.stderr
+
+
+def test_logs_json_keeps_a_last_line_without_newline(pipex, seed) -> None:
+    seed.run("demo", "build", {}, stdout="one\ntwo", stderr="e")
+    lines = [json.loads(line) for line in pipex("logs", "demo", "build", "--json").stdout.splitlines()]
+    assert lines == [{"stream": "stdout", "line": "one"}, {"stream": "stdout", "line": "two"}, {"stream": "stderr", "line": "e"}]
