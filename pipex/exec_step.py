@@ -95,6 +95,7 @@ def load_step(file: Path, step_id: str | None, *, config: Any, env_files: Sequen
         errors = schema_errors(data, schema, doc)
         raw_steps = list(data["steps"])
     else:
+        doc = _single_step(doc)
         errors = schema_errors(data, {"$ref": "#/$defs/step", "$defs": schema["$defs"]}, doc)
         raw_steps = [data]
     if errors:
@@ -112,6 +113,24 @@ def load_step(file: Path, step_id: str | None, *, config: Any, env_files: Sequen
         msg = f"{display_path(file)} has no step '{step_id}'; its steps: {', '.join(steps)}"
         raise UsageError(msg)
     return steps[step_id], root
+
+
+def _single_step(doc: Any) -> Any:
+    """``doc`` whose errors at ``steps[0].x`` point at ``x``: the file is that one step."""
+    from pipex.spec.document import Document
+
+    class SingleStep(Document):
+        def locate(self, parts: Sequence[Any], *, key: bool = False) -> tuple[int | None, int | None]:
+            return super().locate(_strip(parts), key=key)
+
+        def error(self, message: str, parts: Sequence[Any] = (), *, key: bool = False) -> Any:
+            return super().error(message, _strip(parts), key=key)
+
+    return SingleStep(**{f.name: getattr(doc, f.name) for f in dataclasses.fields(doc)})
+
+
+def _strip(parts: Sequence[Any]) -> list[Any]:
+    return list(parts[2:]) if len(parts) >= 2 and parts[0] == "steps" and parts[1] == 0 else list(parts)
 
 
 def _input_trees(store: Any, workspace: str, step: Any, inputs: Sequence[str]) -> tuple[Any, dict[str, str | None]]:
