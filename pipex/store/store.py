@@ -83,7 +83,8 @@ class IngestResult:
     bytes: int
 
 
-def _owner_token() -> str:
+def owner_token() -> str:
+    """``<pid>.<start time>``: who owns a staging dir, robust to pid reuse."""
     pid = os.getpid()
     return f"{pid}.{process_start_time(pid) or 0}"
 
@@ -110,7 +111,7 @@ class _ProcessTmp:
         pid = os.getpid()  # a forked child must not share its parent's dir
         path = self._dirs.get(pid)
         if path is None:
-            path = tempfile.mkdtemp(prefix=f"tmp-{_owner_token()}-", dir=self._staging)
+            path = tempfile.mkdtemp(prefix=f"tmp-{owner_token()}-", dir=self._staging)
             self._dirs[pid] = path
             atexit.register(self._cleanup, pid, path)
         return path
@@ -198,7 +199,7 @@ class Store:
         """A fresh directory under staging/ owned by this process, removed (even if read-only) on exit."""
         check_name(prefix, "staging prefix")
         with store_errors("cannot create a staging directory"):
-            path = Path(tempfile.mkdtemp(prefix=f"{prefix}-{_owner_token()}-", dir=self.root / "staging"))
+            path = Path(tempfile.mkdtemp(prefix=f"{prefix}-{owner_token()}-", dir=self.root / "staging"))
         try:
             yield path
         finally:
@@ -319,7 +320,7 @@ class Store:
                 return dest
             tree = self.read_tree(tree_id)
             with store_errors(f"cannot check out tree {tree_id}"):
-                tmp = tempfile.mkdtemp(prefix=f"checkout-{_owner_token()}-", dir=self.root / "staging")
+                tmp = tempfile.mkdtemp(prefix=f"checkout-{owner_token()}-", dir=self.root / "staging")
                 try:
                     self._materialise(tree, os.fsencode(tmp))
                     syncfs(tmp)  # a checkout found after a power cut must be whole
@@ -455,7 +456,7 @@ class Store:
         with self.shared_lock(), store_errors(f"cannot record run {run_id}"):
             if self._run_sound(run_id):
                 return self.read_run(run_id)
-            tmp = Path(tempfile.mkdtemp(prefix=f"run-{_owner_token()}-", dir=self.root / "staging"))
+            tmp = Path(tempfile.mkdtemp(prefix=f"run-{owner_token()}-", dir=self.root / "staging"))
             try:
                 os.rename(write_temp(data, tmp, sync=False), tmp / "meta.json")
                 if logs_dir is not None:

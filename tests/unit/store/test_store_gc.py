@@ -37,6 +37,22 @@ def test_gc_keeps_what_refs_reach_and_removes_the_rest(store: Store, make_output
     assert (store.root / "checkouts" / kept).is_dir() and not (store.root / "checkouts" / gone).exists()
     assert verify(store).ok
     assert gc(store).objects == 0
+    assert [n for n in os.listdir(store.root / "staging") if not n.startswith("tmp-")] == []  # trash freed
+
+
+def test_builds_wait_only_while_gc_moves_garbage_aside(store: Store, make_output) -> None:
+    from pipex.store.gc import collect, free
+
+    _run(store, make_output, "gone", {"b": b"gone"})
+    with store.exclusive_lock():
+        collected = collect(store, dry_run=False)
+    # The lock is free again; the garbage is out of the store but not yet deleted.
+    assert store.runs() == [] and not list((store.root / "objects").glob("*/*"))
+    assert os.path.isdir(collected.trash)
+    tree = store.ingest(make_output({"b": b"gone"})).tree_id  # same content, stored afresh
+    free(collected.trash)
+    assert not os.path.exists(collected.trash)
+    assert store.checkout(tree).joinpath("b").read_bytes() == b"gone"
 
 
 def test_dry_run_counts_the_same_and_removes_nothing(store: Store, make_output) -> None:
