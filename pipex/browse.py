@@ -80,6 +80,7 @@ class WorkspaceView:
     project_root: str | None
     building: bool
     steps: tuple[StepView, ...]
+    running: tuple[str, ...] = ()  # steps the live build runs right now (from its event log)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,25 @@ def show(store: Any, workspace: str | None = None) -> WorkspaceView:
     failed = store.workspace_refs(workspace, kind="failed")
     steps = tuple(_view(store, s, current.get(s), failed.get(s)) for s in sorted(set(current) | set(failed)))
     root = store.workspace_project_root(workspace)
-    return WorkspaceView(workspace, str(root) if root else None, is_building(store, workspace), steps)
+    building = is_building(store, workspace)
+    running = _running_steps(store, workspace) if building else ()
+    return WorkspaceView(workspace, str(root) if root else None, building, steps, running)
+
+
+def _running_steps(store: Any, workspace: str) -> tuple[str, ...]:
+    from pipex.detach import read_events
+    from pipex.report import EventKind
+
+    ended = (EventKind.STEP_FINISHED, EventKind.STEP_FAILED, EventKind.STEP_SKIPPED, EventKind.STEP_CACHED)
+    running: dict[str, None] = {}
+    for event in read_events(store, workspace):
+        if event.step is None:
+            continue
+        if event.kind is EventKind.STEP_STARTING:
+            running[event.step] = None
+        elif event.kind in ended:
+            running.pop(event.step, None)
+    return tuple(running)
 
 
 def list_workspaces(store: Any) -> list[WorkspaceSummary]:

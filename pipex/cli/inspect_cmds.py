@@ -48,13 +48,17 @@ def show_command(
         echo_json({**_as_dict(view), "steps": [{**_as_dict(s), "ageSec": s.age_sec} for s in view.steps]})
         return
     typer.echo(f"workspace {view.workspace}" + (f"  ({view.project_root})" if view.project_root else "") + ("  [building]" if view.building else ""))
-    if not view.steps:
+    if not view.steps and not view.running:
         typer.echo("  no steps built yet")
         return
     rows = [["STEP", "STATE", "RUN", "AGE", "DURATION", "SIZE"]]
     for s in view.steps:
         state = s.state.value if s.exit_code in (None, 0) else f"{s.state.value} ({s.exit_code})"
+        if s.step in view.running:
+            state = "running"
         rows.append([s.step, state, s.run_id[:12], _age(s.age_sec), _duration(s.duration_ms) or "-", _size(s.bytes) or "-"])
+    built = {s.step for s in view.steps}
+    rows += [[step, "running", "-", "-", "-", "-"] for step in view.running if step not in built]
     for line in _table(rows):
         typer.echo(f"  {line}")
 

@@ -115,3 +115,19 @@ def test_live_lines_of_a_replayed_build_show_the_true_elapsed_time() -> None:
         assert "running slow  30" in live._render().plain  # ~300s, not 0.0s since the replay
     finally:
         live.close()
+
+
+def test_show_marks_the_steps_a_live_build_runs(pipex, seed, store) -> None:
+    from pipex.workspace import lock_name
+
+    seed.run("demo", "a", {"x": "1"})
+    recorder = BuildRecorder(store, "demo")
+    recorder(Event(EventKind.PIPELINE_START, data={"workspace": "demo"}))
+    recorder(Event(EventKind.STEP_STARTING, "a"))
+    recorder(Event(EventKind.STEP_STARTING, "b"))
+    recorder(Event(EventKind.STEP_CACHED, "c"))
+    with store.lock(lock_name("demo")):
+        rows = [line.split()[:2] for line in pipex("show", "demo").stdout.splitlines()[2:]]
+        assert json.loads(pipex("show", "demo", "--json").stdout)["running"] == ["a", "b"]
+    assert rows == [["a", "running"], ["b", "running"]]
+    recorder.finish(0)
