@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -101,8 +100,7 @@ def _run_build(
     owner = detached_owner()
     recorder = None
     if owner is not None:
-        # A detached build process: SIGTERM before the build's own handler is in place still ends it cleanly.
-        signal.signal(signal.SIGTERM, _interrupt)
+        # A detached build process owns the workspace's record from its first instant (main() maps SIGTERM to 130).
         recorder = BuildRecorder(api.open_store(owner[0]), owner[1], owner=True)
     code = 2
     try:
@@ -174,10 +172,6 @@ def _run_build(
 
 def _ignore(event: Any) -> None:
     return None
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 @app.command("build")
