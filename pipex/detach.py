@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipex.errors import PipexError, UsageError
-from pipex.report import Event, EventKind, EventSink
+from pipex.report import Event, EventKind
 
 __all__ = [
     "BUILD_LOG",
