@@ -20,6 +20,7 @@ and removes its containers and makes it record exit code 130.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -148,32 +149,49 @@ class BuildRecorder:
     Events before PIPELINE_START (a warning that the build waits for another
     one) are held back: until then the workspace's record is the live build's.
     A detached build process (``owner``) writes its status from the start.
+    The record serves ``attach``; failing to write it (a read-only or full
+    store) is said once on stderr and never fails the build.
     """
 
     def __init__(self, store: Any, workspace: str, *, owner: bool = False) -> None:
         self._dir = _dir(store, workspace)
-        self._owner = owner
         self._pending: list[Event] = []
         self._log: TextIO | None = None
         self._lock = threading.Lock()
         self._status: BuildStatus | None = None
+        self._broken = False
         if owner:
             self._status = _me(detached=True)
-            _write_status(self._dir, self._status)
+            self._guard(_write_status, self._dir, self._status)
+
+    def _guard(self, action: Callable[..., Any], *args: Any) -> None:
+        if self._broken:
+            return
+        try:
+            action(*args)
+        except OSError as error:
+            self._broken = True
+            print(f"pipex: warning: cannot record the build in {self._dir} ({error.strerror}); pipex attach will not see it", file=sys.stderr)
 
     def __call__(self, event: Event) -> None:
         with self._lock:
             if self._log is None:
-                if event.kind is not EventKind.PIPELINE_START:
-                    self._pending.append(event)
+                if event.kind is not EventKind.PIPELINE_START or self._broken:
+                    if not self._broken:
+                        self._pending.append(event)
                     return
-                self._open()
-            assert self._log is not None
-            for held in self._pending:
-                self._log.write(held.to_json() + "\n")
-            self._pending.clear()
-            self._log.write(event.to_json() + "\n")
-            self._log.flush()
+                self._guard(self._open)
+                if self._log is None:
+                    return
+            self._guard(self._write, event)
+
+    def _write(self, event: Event) -> None:
+        assert self._log is not None
+        for held in self._pending:
+            self._log.write(held.to_json() + "\n")
+        self._pending.clear()
+        self._log.write(event.to_json() + "\n")
+        self._log.flush()
 
     def _open(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -186,19 +204,14 @@ class BuildRecorder:
         """Record how the build ended (only if this build owns the record) and close the log."""
         with self._lock:
             if self._log is not None:
-                self._log.close()
+                with contextlib.suppress(OSError):
+                    self._log.close()
+                self._log = None
             if self._status is not None:
-                done = BuildStatus(
-                    "finished",
-                    self._status.pid,
-                    self._status.start_time,
-                    exit_code,
-                    self._status.started_at,
-                    time.time(),
-                    self._status.detached,
-                )
-                _write_status(self._dir, done)
+                done = dataclasses.replace(self._status, state="finished", exit_code=exit_code, finished_at=time.time())
                 self._status = None
+                self._broken = False  # the exit code matters most: try even after a failed write
+                self._guard(_write_status, self._dir, done)
 
 
 def parse_event(line: str) -> Event | None:

@@ -698,8 +698,15 @@ class _LogSink:
         for stream, rest in self._partial.items():
             if rest:
                 self._emit(stream, rest)
+        failed: OSError | None = None
         for handle in self._files.values():
-            handle.close()
+            try:
+                handle.close()
+            except OSError as error:  # the last buffered bytes did not fit: a full disk
+                failed = failed or error
+        if failed is not None and exc[0] is None:
+            msg = f"step '{self._inv.step_id}': cannot write its logs: {failed.strerror}"
+            raise StoreError(msg) from None
 
 
 class _Pump:

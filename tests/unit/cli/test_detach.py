@@ -131,3 +131,17 @@ def test_show_marks_the_steps_a_live_build_runs(pipex, seed, store) -> None:
         assert json.loads(pipex("show", "demo", "--json").stdout)["running"] == ["a", "b"]
     assert rows == [["a", "running"], ["b", "running"]]
     recorder.finish(0)
+
+
+def test_a_store_that_cannot_take_the_record_does_not_fail_the_build(store, capsys, monkeypatch) -> None:
+    import pipex.detach as detach
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(detach, "open", refuse, raising=False)
+    recorder = BuildRecorder(store, "demo")
+    recorder(Event(EventKind.PIPELINE_START, data={"workspace": "demo"}))
+    recorder(Event(EventKind.STEP_STARTING, "a"))
+    recorder.finish(0)
+    assert capsys.readouterr().err.count("pipex: warning: cannot record the build in") == 1
