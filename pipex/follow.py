@@ -66,7 +66,13 @@ def follow_logs(store: Any, workspace: str, step: str, stream: str = "both") -> 
         if logs is not None and all((logs / f"{s}.log").exists() or not seen for s in streams):
             seen = True
             for name in streams:
-                data = _read_from(logs / f"{name}.log", offsets[name])
+                path = logs / f"{name}.log"
+                try:
+                    if path.stat().st_size < offsets[name]:
+                        offsets[name] = 0  # a retry: the last attempt's log was renamed aside, this one starts anew
+                except OSError:
+                    pass
+                data = _read_from(path, offsets[name])
                 if data:
                     offsets[name] += len(data)
                     yield name, data
