@@ -39,23 +39,19 @@ def stdout(inv: Invocation) -> str:
 
 def mirror_url() -> str:
     """The Debian mirror the python image's apt uses (read from the image, not hard-coded)."""
-    out = subprocess.run(
-        [sys.executable, "-c", _READ_SOURCES], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return out
+    import docker
 
+    api = docker.APIClient(version="auto")
+    cid = api.create_container(PYTHON, command=["cat", "/etc/apt/sources.list"], network_disabled=True)["Id"]
+    try:
+        api.start(cid)
+        api.wait(cid)
+        line = next(line for line in api.logs(cid).decode().splitlines() if line.startswith("deb "))
+        return line.split()[1].rstrip("/") + "/"
+    finally:
+        api.remove_container(cid, force=True)
+        api.close()
 
-_READ_SOURCES = f"""
-import docker
-api = docker.APIClient(version="auto")
-cid = api.create_container("{PYTHON}", command=["cat", "/etc/apt/sources.list"], network_disabled=True)["Id"]
-try:
-    api.start(cid); api.wait(cid)
-    line = next(l for l in api.logs(cid).decode().splitlines() if l.startswith("deb "))
-    print(line.split()[1].rstrip("/") + "/")
-finally:
-    api.remove_container(cid, force=True)
-"""
 
 FETCH = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10); print('reached')"
 
@@ -84,6 +80,20 @@ def in_thread(fn: Callable[[], ExecutionResult]) -> Iterator[dict[str, Execution
         assert not thread.is_alive()
 
 
+def _non_root_caller() -> pwd.struct_passwd:
+    """The user pipex runs as in these tests: this one if not root, else provisioning's test user."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid())
+    return pwd.getpwnam(os.environ.get("PIPEX_TEST_USER", "pipex-test"))
+
+
+def _as_caller(caller: pwd.struct_passwd) -> list[str]:
+    """A command prefix running as ``caller`` (with its groups, e.g. docker)."""
+    if os.geteuid() == caller.pw_uid:
+        return []
+    return ["setpriv", f"--reuid={caller.pw_uid}", f"--regid={caller.pw_gid}", "--init-groups"]
+
+
 # -- output, inputs, mounts, sources, env ------------------------------------
 
 
@@ -107,14 +117,15 @@ def test_failing_cmd_reports_exit_code_and_phase(executor: Any, make_invocation:
 def test_output_is_given_to_a_non_root_caller_who_can_remove_it(
     executor: Any, make_invocation: MakeInvocation, user: str | None
 ) -> None:
-    caller = pwd.getpwnam("pipex-test")
+    caller = _non_root_caller()
     staging = Path(tempfile.mkdtemp(prefix="pipex-owner-"))
     try:
-        os.chown(staging, caller.pw_uid, caller.pw_gid)
         output_dir = staging / "out"
         output_dir.mkdir()
-        os.chown(output_dir, caller.pw_uid, caller.pw_gid)
         os.chmod(output_dir, 0o777)  # so a step running as nobody can write
+        if os.geteuid() == 0:
+            os.chown(staging, caller.pw_uid, caller.pw_gid)
+            os.chown(output_dir, caller.pw_uid, caller.pw_gid)
         inv = make_invocation(
             "mkdir -p /output/a/b && echo x > /output/a/b/f && chmod 700 /output/a",
             output_dir=output_dir,
@@ -124,11 +135,7 @@ def test_output_is_given_to_a_non_root_caller_who_can_remove_it(
         assert run(executor, inv).ok
         for path in [output_dir / "a", output_dir / "a" / "b", output_dir / "a" / "b" / "f"]:
             assert (path.stat().st_uid, path.stat().st_gid) == (caller.pw_uid, caller.pw_gid), path
-        subprocess.run(
-            ["setpriv", f"--reuid={caller.pw_uid}", f"--regid={caller.pw_gid}", "--clear-groups",
-             "rm", "-rf", str(output_dir)],
-            check=True,
-        )
+        subprocess.run([*_as_caller(caller), "rm", "-rf", str(output_dir)], check=True)
         assert not output_dir.exists()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -444,6 +451,7 @@ def test_hardening_and_resources_are_applied(
         memory="64m",
         pids=50,
         env={"ONLY": "this"},
+        owner=(0, 0),  # no ownership fix: the step runs as its container's main process
     )
     with in_thread(lambda: run(executor, inv)) as box:
         info = running_container(docker_api, test_labels)
@@ -622,13 +630,13 @@ print(json.dumps(outcomes))
 def test_a_non_root_caller_in_the_docker_group_can_remove_every_output(test_labels: dict[str, str]) -> None:
     import json
 
-    caller = pwd.getpwnam("pipex-test")
+    caller = _non_root_caller()
     staging = Path(tempfile.mkdtemp(prefix="pipex-caller-"))
     try:
-        os.chown(staging, caller.pw_uid, caller.pw_gid)
+        if os.geteuid() == 0:
+            os.chown(staging, caller.pw_uid, caller.pw_gid)
         done = subprocess.run(
-            ["setpriv", f"--reuid={caller.pw_uid}", f"--regid={caller.pw_gid}", "--init-groups",
-             sys.executable, "-c", _AS_CALLER, str(staging), json.dumps(test_labels)],
+            [*_as_caller(caller), sys.executable, "-c", _AS_CALLER, str(staging), json.dumps(test_labels)],
             capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": caller.pw_dir},
         )
         assert done.returncode == 0, done.stderr
@@ -651,7 +659,7 @@ def test_missing_host_paths_are_refused_before_any_container(
 
 def test_run_uses_the_image_ensure_image_resolved(executor: Any, make_invocation: MakeInvocation) -> None:
     image_id = executor.ensure_image(BUSYBOX)
-    calls: list[str] = []
+    calls: list[str] = []  # the same count with or without the ownership wrapper
     executor.api.hooks["response"].append(lambda response, **_: calls.append(response.request.method + " " + response.url))
     try:
         result = run(executor, make_invocation("true"))
