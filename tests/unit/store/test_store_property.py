@@ -7,6 +7,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_helpers import snapshot
@@ -48,6 +49,7 @@ def _expected(root: Path) -> dict[bytes, tuple]:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(spec=trees, data=st.data())
 def test_ingest_checkout_export_round_trip(spec: dict, data: st.DataObject) -> None:
