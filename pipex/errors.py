@@ -122,3 +122,14 @@ class ContainerError(PipexError):
     """Raised when the engine refuses to create, start or manage a step's container."""
 
     exit_code = 1
+
+
+class RunNotFoundError(StoreError):
+    """Raised when a run id names no run in the store."""
+
+
+class UnsafeOutputError(StoreError):
+    """Raised when a step's output holds something the store refuses (special file, link leaving it)."""
+
+
+__all__ += ["RunNotFoundError", "UnsafeOutputError"]

@@ -17,16 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipex.errors import StoreCorruptError, StoreError
+from pipex.errors import RunNotFoundError, StoreCorruptError, StoreError
 
 __all__ = ["RunRecord", "RunNotFoundError", "LOG_STREAMS", "check_run_id", "load_meta"]
 
 LOG_STREAMS = ("stdout", "stderr")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}$")
-
-
-class RunNotFoundError(StoreError):
-    """Raised when a run id names no run in the store."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pipex.errors import StoreCorruptError, StoreError
+from pipex.errors import StoreCorruptError, UnsafeOutputError
 from pipex.store._fs import show_path
 from pipex.store.objects import hash_bytes, is_oid
 
@@ -56,10 +56,6 @@ __all__ = [
 TREE_FORMAT = 1
 _PERM = 0o777
 _MAX_LINK_HOPS = 40  # what Linux allows before ELOOP
-
-
-class UnsafeOutputError(StoreError):
-    """Raised when a step's output holds something the store refuses (special file, escaping link)."""
 
 
 class EntryType(enum.Enum):
