@@ -15,23 +15,33 @@ from typing import Any
 from .build_helpers import KIT_IMAGES
 
 
-def containers(store: Path) -> list[Any]:
-    """Containers labelled with ``store`` (all states)."""
+def containers(store: Path) -> list[dict[str, Any]]:
+    """Containers labelled with ``store`` (all states), as the engine lists them (no racy per-container inspect)."""
     import docker
 
-    client = docker.from_env()
+    client = docker.APIClient(version="auto")
     try:
-        return client.containers.list(all=True, filters={"label": f"pipex.store={store.resolve()}"})
+        return client.containers(all=True, filters={"label": f"pipex.store={store.resolve()}"})
     finally:
         client.close()
 
 
 def remove_containers(store: Path) -> list[str]:
     """Remove containers labelled with ``store``; return their names."""
+    import docker
+    from docker.errors import NotFound
+
     left = containers(store)
-    for container in left:
-        container.remove(force=True)
-    return [c.name for c in left]
+    client = docker.APIClient(version="auto")
+    try:
+        for container in left:
+            try:
+                client.remove_container(container["Id"], force=True)
+            except NotFound:
+                pass  # it was on its way out already
+    finally:
+        client.close()
+    return [name for c in left for name in c.get("Names") or [c["Id"][:12]]]
 
 
 @dataclass
@@ -76,7 +86,7 @@ class Cli:
         """Wait until a container of ``step`` exists."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any((c.labels or {}).get("pipex.step") == step for c in containers(self.store)):
+            if any((c.get("Labels") or {}).get("pipex.step") == step for c in containers(self.store)):
                 return
             time.sleep(0.2)
         raise AssertionError(f"no container for step {step} appeared")
