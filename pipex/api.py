@@ -32,6 +32,8 @@ __all__ = [
     "remove_step",
     "clean",
     "exec_step",
+    "attach",
+    "cancel",
 ]
 
 _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -355,3 +357,21 @@ def exec_step(file: Path | str, workspace: str | None = None, **options: Any) ->
     from pipex.exec_step import exec_step as run_one
 
     return run_one(file, workspace, **options)
+
+
+def attach(workspace: str | None = None, on_line: Any = print, *, store: Any = None) -> Any:
+    """Replay the workspace's latest build log and follow it to the end; return its ``AttachResult``."""
+    from pipex import detach
+    from pipex.workspace import resolve_workspace
+
+    opened = _opened(store)
+    return detach.attach(opened, resolve_workspace(opened, workspace), on_line)
+
+
+def cancel(workspace: str | None = None, *, store: Any = None) -> int:
+    """Stop the live build of ``workspace`` (SIGTERM) and wait; return its recorded exit code (130)."""
+    from pipex import detach
+    from pipex.workspace import resolve_workspace
+
+    opened = _opened(store)
+    return detach.cancel(opened, resolve_workspace(opened, workspace))

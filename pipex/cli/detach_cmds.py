@@ -20,7 +20,7 @@ def attach_command(
     json_output: bool = typer.Option(False, "--json", help="The build's NDJSON events on stdout."),
 ) -> None:
     """Show a build of WORKSPACE from its start, follow it to the end, exit with its exit code."""
-    from pipex import detach
+    from pipex import api, detach
     from pipex.report import make_renderer
     from pipex.workspace import resolve_workspace
 
@@ -39,7 +39,7 @@ def attach_command(
                 renderer(event)
 
     try:
-        result = detach.attach(opened, name, on_line)
+        result = api.attach(name, on_line, store=opened)
     finally:
         if close is not None:
             close()
@@ -55,12 +55,12 @@ def cancel_command(
     json_output: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
     """Stop the running build of WORKSPACE cleanly: its containers are removed, finished steps kept."""
-    from pipex import detach
+    from pipex import api
     from pipex.workspace import resolve_workspace
 
     opened = open_store(store)
     name = resolve_workspace(opened, workspace)
-    code = detach.cancel(opened, name)
+    code = api.cancel(name, store=opened)
     if json_output:
         echo_json({"workspace": name, "cancelled": True, "exitCode": code})
     else:
