@@ -742,3 +742,14 @@ def test_output_of_fast_steps_is_logged_exactly_once(executor: Any, make_invocat
         thread.join(120)
     assert len(results) == 48 and all(r.ok for r in results)
     assert [(stdout(i), i.stderr_path.read_text()) for i in invs] == [("out\n", "err\n")] * 48
+
+
+@pytest.mark.parametrize("setup", [None, ("true",)], ids=["direct", "keeper"])
+def test_a_step_silent_for_longer_than_the_api_timeout_still_finishes(
+    executor: Any, make_invocation: MakeInvocation, setup: tuple[str, ...] | None
+) -> None:
+    executor.api.timeout = 1  # the streams must not inherit the per-request timeout
+    inv = make_invocation("sleep 3; echo done", setup_cmd=setup)
+    result = run(executor, inv)
+    assert result.ok, result
+    assert stdout(inv) == "done\n"
