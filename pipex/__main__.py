@@ -1,5 +1,5 @@
 """``python -m pipex``: the same as the ``pipex`` command."""
 
-from pipex.cli import main
+from pipex.entry import main
 
 main()

@@ -2,9 +2,8 @@
 
 Why this is outside ``pipex.cli``: importing anything under ``pipex.cli``
 runs its ``__init__``, which imports typer (~55 ms of a 150 ms budget). The
-console entry point can be this module's ``main``: it answers ``pipex plan``
-itself and hands every other command (and ``plan --help``) to
-``pipex.cli:main`` unchanged. ``pipex.cli.plan_cmds`` (the typer commands)
+console entry point (``pipex.entry:main``) answers ``pipex plan`` here and
+hands every other command (and ``plan --help``) to ``pipex.cli:main``. ``pipex.cli.plan_cmds`` (the typer commands)
 renders through the same functions, so both paths print the same bytes.
 """
 
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from pipex.plan import Plan
 
-__all__ = ["main", "fast_plan", "plan_lines", "render_plan", "format_age"]
+__all__ = ["fast_plan", "plan_lines", "render_plan", "format_age"]
 
 # Options of `pipex plan` that take a value, mapped to their keyword.
 _VALUE_OPTIONS = {
@@ -189,20 +188,3 @@ def fast_plan(argv: list[str]) -> int | None:
     except KeyboardInterrupt:
         sys.stderr.write("pipex: interrupted\n")
         return 130
-
-
-def main() -> None:
-    """Console entry point: ``pipex plan`` here, everything else through ``pipex.cli:main``."""
-    argv = sys.argv[1:]
-    if argv[:1] == ["plan"]:
-        code = fast_plan(argv[1:])
-        if code is not None:
-            sys.stdout.flush()
-            sys.exit(code)
-    from pipex.cli import main as typer_main
-
-    typer_main()
-
-
-if __name__ == "__main__":
-    main()

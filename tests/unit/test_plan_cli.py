@@ -160,7 +160,7 @@ def _run_cli(project, store_root, tmp_path, *args: str):
     env = {**os.environ, "PIPEX_STORE": str(store_root), "PIPEX_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("CI", None)
     return subprocess.run(
-        [sys.executable, "-m", "pipex.plan_cli", "plan", *args], cwd=project, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "pipex", "plan", *args], cwd=project, env=env, capture_output=True, text=True
     )
 
 
