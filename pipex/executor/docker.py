@@ -127,7 +127,8 @@ class DockerExecutor:
         self._network = network or NetworkConfig()
         self._base_url = base_url
         self._api: Any = None
-        self._lock = threading.Lock()
+        # Reentrant: stop_all may run in a signal handler on a thread that holds it.
+        self._lock = threading.RLock()
         self._active: dict[str, threading.Event] = {}  # container id -> its stop request
         self._stopping = threading.Event()
         # ref -> id from ensure_image: run() then uses the very image whose id
