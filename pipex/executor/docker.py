@@ -363,25 +363,30 @@ class DockerExecutor:
         """Create the step's container (not started); return its id."""
         api = self.api
         needs_network = inv.network or (bool(inv.setup_cmd) and inv.setup_network)
-        binds: dict[str, dict[str, str]] = {
-            str(inv.output_dir): {"bind": inv.output_path, "mode": "rw"},
-        }
+        # (host path, container path, read-only) in mount order. Not a dict keyed by
+        # host path: two inputs with identical output share one checkout and must
+        # both be mounted. The Mounts API (not "src:dst:mode" strings) also takes
+        # host paths that contain ':'.
+        binds: list[tuple[str, str, bool]] = [(str(inv.output_dir), inv.output_path, False)]
         for mount in inv.mounts:
-            binds[str(mount.source)] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
+            binds.append((str(mount.source), mount.target, mount.read_only))
         if needs_network and self._network.ca_bundle is not None:
             if not self._network.ca_bundle.is_file():
                 # The engine would create a directory there and mount it.
                 msg = f"CA bundle '{self._network.ca_bundle}' (caBundle in .pipex.yml) is not a file"
                 raise HostPathError(msg)
-            binds[str(self._network.ca_bundle)] = {"bind": CONTAINER_CA_PATH, "mode": "ro"}
+            binds.append((str(self._network.ca_bundle), CONTAINER_CA_PATH, True))
         if secrets_dir is not None:
             for secret in inv.secrets:
-                binds[str(secrets_dir / secret.name)] = {"bind": f"/run/secrets/{secret.name}", "mode": "ro"}
+                binds.append((str(secrets_dir / secret.name), f"/run/secrets/{secret.name}", True))
+        from docker.types import Mount as DockerMount
+
+        mounts = [DockerMount(target, source, type="bind", read_only=ro) for source, target, ro in binds]
         env = dict(inv.env)
         if inv.network:
             env.update(network_env(self._network))
         host_config: dict[str, Any] = {
-            "binds": binds,
+            "mounts": mounts,
             "network_mode": _BRIDGE if needs_network else "none",
             "security_opt": ["no-new-privileges"],
             "read_only": inv.read_only_rootfs,

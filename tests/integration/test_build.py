@@ -313,3 +313,17 @@ def test_same_fingerprint_in_two_workspaces_is_reused(project: Project) -> None:
     second = project.build(workspace="two")
     assert project.outcomes(second) == {"a": "cached", "b": "cached"}
     assert [r.run_id for r in first.results] == [r.run_id for r in second.results]
+
+
+def test_two_inputs_with_identical_output_are_both_mounted(project: Project) -> None:
+    pipeline = f"""\
+    id: twins
+    steps:
+      - {{id: a, image: {BUSYBOX}, cmd: echo same > /output/f}}
+      - {{id: b, image: {BUSYBOX}, cmd: echo same > /output/f}}
+      - {{id: c, image: {BUSYBOX}, inputs: [{{step: a}}, {{step: b}}], cmd: cat /input/a/f /input/b/f > /output/both}}
+    """
+    project.write(pipeline)
+    result = project.build()
+    assert result.ok, [e.data for e in project.kinds(EventKind.STEP_FAILED)]
+    assert project.output(result, "c", "both") == "same\nsame\n"
