@@ -13,9 +13,8 @@ becomes the workspace's ref for the step id, under the workspace lock.
 no run, no ref, no lock; its container is labelled apart so that a build of
 the workspace does not take it for a leftover.
 
-NOTE: the runner has no public "run this one job" entry point; this module
-drives ``Runner._execute`` / ``Runner._invocation`` so that a recorded exec is
-exactly what a build records (meta, logs, retries, the per-fingerprint lock).
+A recorded exec goes through ``Runner.execute``, so it is exactly what a build
+records (meta, logs, retries, the per-fingerprint lock).
 """
 
 from __future__ import annotations
@@ -180,7 +179,7 @@ def exec_step(
     """
     from pipex import api
     from pipex.plan import Planner
-    from pipex.runner import BuildOptions, Runner, StepOutcome, _Interrupted, _RunJob
+    from pipex.runner import BuildOptions, Runner, RunJob, StepInterrupted, StepOutcome
     from pipex.spec.model import Pipeline
     from pipex.workspace import resolve_workspace
 
@@ -224,17 +223,17 @@ def exec_step(
                 if image_id is None:
                     image_id = (executor or runner.executor).ensure_image(step.image)
                 decided = planner.decide(step.id, input_trees=trees, image_id=image_id)
-                job = _RunJob(step, decided.fingerprint or "", dict(decided.document or {}), image_id, trees, "exec")
+                job = RunJob(step, decided.fingerprint or "", dict(decided.document or {}), image_id, trees, "exec")
                 if ephemeral:
                     return _ephemeral(runner, executor, job, name, cancel)
                 if decided.run_id is not None and not force:
-                    result = runner._cached(step, decided.run_id, decided.output_tree)
+                    result = runner.reuse(step, decided.run_id, decided.output_tree)
                     sink(Event(EventKind.STEP_CACHED, step.id, {"runId": result.run_id, "tree": result.tree_id}))
                 else:
                     sink(Event(EventKind.STEP_STARTING, step.id, {"reason": "; ".join(decided.reasons) or "exec", "fingerprint": job.fingerprint}))
                     try:
-                        result = runner._execute(job)
-                    except _Interrupted:
+                        result = runner.execute(job)
+                    except StepInterrupted:
                         raise InterruptedBuild("exec interrupted; nothing was recorded") from None
         finally:
             if runner.executor_started:
@@ -258,8 +257,7 @@ def _ephemeral(runner: Any, executor: Any, job: Any, workspace: str, cancel: thr
         output, logs = staging / "output", staging / "logs"
         output.mkdir()
         logs.mkdir()
-        runner._copy_inputs_to_output(job, output)
-        invocation = runner._invocation(job, output, logs, stack)
+        invocation = runner.prepare_invocation(job, output, logs, stack)
         labels = {**invocation.labels, "pipex.workspace": f"{workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
         result = executor.run(dataclasses.replace(invocation, labels=labels), cancel)
     if result.cancelled or cancel.is_set():

@@ -26,7 +26,7 @@ from pipex.report import Event, EventKind, EventSink
 from pipex.spec.model import Pipeline, Step
 from pipex.store._fs import rmtree
 
-__all__ = ["StepOutcome", "StepResult", "BuildResult", "BuildOptions", "Runner"]
+__all__ = ["StepOutcome", "StepResult", "BuildResult", "BuildOptions", "RunJob", "StepInterrupted", "Runner"]
 
 _LOG_TAIL_LINES = 10
 
@@ -93,12 +93,14 @@ class BuildOptions:
         return self.force is True or (isinstance(self.force, frozenset) and step_id in self.force)
 
 
-class _Interrupted(Exception):
-    """Raised inside a worker when the build is being cancelled."""
+class StepInterrupted(Exception):
+    """Raised by ``Runner.execute`` when the build is being cancelled."""
 
 
 @dataclass
-class _RunJob:
+class RunJob:
+    """A step decided to run: its fingerprint, document, image id and input trees."""
+
     step: Step
     fingerprint: str
     document: dict[str, Any]
@@ -187,7 +189,7 @@ class Runner:
         plans = {sp.step_id: sp for sp in self.plan.steps}
         results: dict[str, StepResult] = {}
         waiting = list(order)
-        ready: list[_RunJob] = []
+        ready: list[RunJob] = []
         running: dict[Future[StepResult], str] = {}
         stopped_by: str | None = None
         self.sink(Event(EventKind.PIPELINE_START, data={"workspace": self.workspace, "steps": order}))
@@ -206,7 +208,7 @@ class Runner:
                     while ready and len(running) < self.options.concurrency:
                         job = ready.pop(0)
                         self.sink(Event(EventKind.STEP_STARTING, job.step.id, {"reason": job.reason, "fingerprint": job.fingerprint}))
-                        running[pool.submit(self._execute, job)] = job.step.id
+                        running[pool.submit(self.execute, job)] = job.step.id
                 if self.cancel.is_set() or stopped_by is not None:
                     for job in ready:
                         waiting.append(job.step.id)
@@ -252,7 +254,7 @@ class Runner:
     def _collect(self, future: Future[StepResult], step_id: str) -> StepResult:
         try:
             return future.result()
-        except _Interrupted:
+        except StepInterrupted:
             return StepResult(step_id, StepOutcome.SKIPPED, reason="build interrupted")
         except PipexError as error:
             # An error outside the step's command (refused output, full disk, engine
@@ -270,7 +272,7 @@ class Runner:
 
     # -- deciding ------------------------------------------------------------------------
 
-    def _decide(self, step: Step, step_plan: Any, results: Mapping[str, StepResult]) -> StepResult | _RunJob:
+    def _decide(self, step: Step, step_plan: Any, results: Mapping[str, StepResult]) -> StepResult | RunJob:
         """Skip, reuse a run, or make a job; cheap enough for the main thread.
 
         Steps the plan already decided as cached are taken as they are; the
@@ -296,15 +298,16 @@ class Runner:
                 state = upstream.outcome.value if upstream else "not built"
                 return StepResult(step.id, StepOutcome.SKIPPED, reason=f"input '{ref.step}' {state}")
         if step_plan.status is StepStatus.CACHED:
-            return self._cached(step, step_plan.run_id, step_plan.output_tree)
+            return self.reuse(step, step_plan.run_id, step_plan.output_tree)
         image_id = self.planner.image_of(step) or self._image_id(step.image)
         decided = self.planner.decide(step.id, input_trees=input_trees, image_id=image_id)
         if decided.status is StepStatus.CACHED:
-            return self._cached(step, decided.run_id, decided.output_tree)
+            return self.reuse(step, decided.run_id, decided.output_tree)
         reason = "; ".join(decided.reasons) or "never built"
-        return _RunJob(step, decided.fingerprint, dict(decided.document), image_id, input_trees, reason)
+        return RunJob(step, decided.fingerprint, dict(decided.document), image_id, input_trees, reason)
 
-    def _cached(self, step: Step, run_id: str, tree_id: str | None = None) -> StepResult:
+    def reuse(self, step: Step, run_id: str, tree_id: str | None = None) -> StepResult:
+        """Take an existing run as this step's result and point the workspace ref at it."""
         if tree_id is None:
             tree_id = self.store.read_run(run_id).meta.get("output_tree")
         if self.store.get_ref(self.workspace, step.id) != run_id:
@@ -313,20 +316,23 @@ class Runner:
 
     # -- executing (worker threads) ---------------------------------------------------------
 
-    def _execute(self, job: _RunJob) -> StepResult:
-        """Run one job: wait for the same fingerprint elsewhere, then attempts, ingest, record."""
+    def execute(self, job: RunJob) -> StepResult:
+        """Run one job: wait for the same fingerprint elsewhere, then attempts, ingest, record.
+
+        Raises StepInterrupted when the build is cancelled meanwhile.
+        """
         step = job.step
         forced = self.options.forced(step.id)
         # Two builds (even in two processes) that need one fingerprint run it once.
         with self.store.lock(f"run-{job.fingerprint}"):
             if not forced and self.store.has_run(job.fingerprint):
-                return self._cached(step, job.fingerprint)
+                return self.reuse(step, job.fingerprint)
             if self.cancel.is_set():
-                raise _Interrupted
+                raise StepInterrupted
             with self.store.staging_dir(f"run-{step.id}") as staging:
                 return self._attempts(job, staging)
 
-    def _attempts(self, job: _RunJob, staging: Path) -> StepResult:
+    def _attempts(self, job: RunJob, staging: Path) -> StepResult:
         from pipex.executor.base import ExecutionResult
 
         step = job.step
@@ -344,17 +350,16 @@ class Runner:
                 # A step's own user is not us: it must be able to write its output.
                 # The staging dir above stays private (0700), so no one else can.
                 os.chmod(output, 0o777)
-            self._copy_inputs_to_output(job, output)
             if attempt > 1:
                 for stream in ("stdout", "stderr"):
                     previous = logs / f"{stream}.log"
                     if previous.exists():
                         previous.rename(logs / f"attempt-{attempt - 1}.{stream}.log")
             with ExitStack() as stack:
-                invocation = self._invocation(job, output, logs, stack)
+                invocation = self.prepare_invocation(job, output, logs, stack)
                 result = self.executor.run(invocation, self.cancel)
             if result.cancelled or self.cancel.is_set():
-                raise _Interrupted
+                raise StepInterrupted
             if result.exit_code == 0 and not result.timed_out:
                 break
             if attempt < attempts:
@@ -367,7 +372,7 @@ class Runner:
                     )
                 )
                 if self.cancel.wait(delay_ms / 1000):
-                    raise _Interrupted
+                    raise StepInterrupted
         assert result is not None
         finished = time.time()
         succeeded = result.exit_code == 0 and not result.timed_out
@@ -450,16 +455,15 @@ class Runner:
             allow_failure=step.allow_failure,
         )
 
-    def _copy_inputs_to_output(self, job: _RunJob, output: Path) -> None:
-        for ref in job.step.inputs:
-            tree = job.input_trees.get(ref.step)
-            if ref.copy_to_output and tree:
-                self.store.export(tree, output)
-
-    def _invocation(self, job: _RunJob, output: Path, logs: Path, stack: ExitStack) -> Any:
+    def prepare_invocation(self, job: RunJob, output: Path, logs: Path, stack: ExitStack) -> Any:
+        """Fill the empty ``output`` dir (copyToOutput inputs) and return the job's Invocation."""
         from pipex.executor.base import Invocation, Mount
 
         step = job.step
+        for ref in step.inputs:
+            tree = job.input_trees.get(ref.step)
+            if ref.copy_to_output and tree:
+                self.store.export(tree, output)
         root = self.pipeline.root
         mounts: list[Mount] = []
         for ref in step.inputs:
