@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from pipex import __version__
-from pipex.errors import PipexError
+from pipex.errors import PipexError, StoreError
 from pipex.report import Event, EventKind, EventSink
 from pipex.spec.model import Pipeline, Step
 from pipex.store._fs import rmtree
@@ -376,6 +376,17 @@ class Runner:
         assert result is not None
         finished = time.time()
         succeeded = result.exit_code == 0 and not result.timed_out
+        output_error: str | None = None
+        try:
+            ingested = self.store.ingest(output)
+        except StoreError as error:
+            # The output cannot be kept (a link leaving it, a fifo, a full disk): the step
+            # fails, and its logs are still recorded so `pipex logs` shows what happened.
+            output_error = f"output refused: {str(error).splitlines()[0]}"
+            succeeded = False
+            rmtree(output)
+            output.mkdir()
+            ingested = self.store.ingest(output)
         run_id = job.fingerprint
         if succeeded:
             changed = self.planner.recheck_host_paths(step, job.document)
@@ -392,7 +403,6 @@ class Runner:
                 )
         else:
             run_id = f"{job.fingerprint}-failed-{int(finished * 1000)}"
-        ingested = self.store.ingest(output)
         meta = {
             "step": step.id,
             "workspace": self.workspace,
@@ -405,7 +415,7 @@ class Runner:
             "setup_cmd": list(step.setup.cmd) if step.setup else None,
             "exit_code": result.exit_code,
             "timed_out": result.timed_out,
-            "message": result.message,
+            "message": output_error or result.message,
             "started_at": started,
             "finished_at": finished,
             "duration_ms": int((finished - started) * 1000),
@@ -429,7 +439,7 @@ class Runner:
             )
             return StepResult(step.id, StepOutcome.SUCCEEDED, run_id, ingested.tree_id, duration_ms=duration_ms, exit_code=0)
         self.store.set_ref(self.workspace, step.id, run_id, kind="failed")
-        reason = _failure_reason(result)
+        reason = output_error or _failure_reason(result)
         self.sink(
             Event(
                 EventKind.STEP_FAILED,

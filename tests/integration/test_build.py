@@ -327,3 +327,19 @@ def test_two_inputs_with_identical_output_are_both_mounted(project: Project) -> 
     result = project.build()
     assert result.ok, [e.data for e in project.kinds(EventKind.STEP_FAILED)]
     assert project.output(result, "c", "both") == "same\nsame\n"
+
+
+def test_output_link_leaving_the_output_fails_the_step_and_keeps_its_logs(project: Project) -> None:
+    pipeline = f"""\
+    id: escape
+    steps:
+      - {{id: sneaky, image: {BUSYBOX}, cmd: echo trying; ln -s /etc/passwd /output/passwd}}
+    """
+    project.write(pipeline)
+    result = project.build()
+    assert not result.ok
+    failed = project.kinds(EventKind.STEP_FAILED)[0]
+    assert failed.data["reason"].startswith("output refused:")
+    assert "passwd" in failed.data["reason"]
+    run_dir = project.store / "runs" / result.results[0].run_id
+    assert (run_dir / "stdout.log").read_text() == "trying\n"
