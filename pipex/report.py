@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, TextIO
 
-__all__ = ["EventKind", "Event", "EventSink", "JsonRenderer", "ConsoleRenderer", "LiveRenderer", "make_renderer"]
+__all__ = ["EventKind", "Event", "EventSink", "JsonRenderer", "ConsoleRenderer", "LiveRenderer", "make_renderer", "format_size", "format_duration"]
 
 
 class EventKind(str, Enum):
@@ -66,14 +66,16 @@ class JsonRenderer:
             self._stream.flush()
 
 
-def _duration(ms: float | int | None) -> str:
+def format_duration(ms: float | int | None) -> str:
+    """Return milliseconds as ``1.5s`` or ``2m05s`` (empty for None)."""
     if ms is None:
         return ""
     seconds = ms / 1000
     return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-def _size(n: int | None) -> str:
+def format_size(n: int | None) -> str:
+    """Return a byte count the way people read it: ``512 B``, ``2.0 KiB``, ``1.5 GiB``."""
     if n is None:
         return ""
     value = float(n)
@@ -128,14 +130,14 @@ class ConsoleRenderer:
         elif kind is EventKind.STEP_CACHED:
             self._line(f"{self._paint('cached', 'dim')}  {step}  (run {str(data.get('runId', ''))[:12]})")
         elif kind is EventKind.STEP_FINISHED:
-            extra = ", ".join(x for x in (_duration(data.get("durationMs")), _size(data.get("bytes"))) if x)
+            extra = ", ".join(x for x in (format_duration(data.get("durationMs")), format_size(data.get("bytes"))) if x)
             self._line(f"{self._paint('done  ', 'green')}  {step}  ({extra})")
         elif kind is EventKind.STEP_SKIPPED:
             self._line(f"{self._paint('skip  ', 'yellow')}  {step}  ({data.get('reason', '')})")
         elif kind is EventKind.STEP_RETRYING:
             self._line(
                 f"{self._paint('retry ', 'yellow')}  {step}  (attempt {data.get('attempt')} "
-                f"failed: {data.get('reason', '')}; next in {_duration(data.get('delayMs'))})"
+                f"failed: {data.get('reason', '')}; next in {format_duration(data.get('delayMs'))})"
             )
         elif kind is EventKind.STEP_FAILED:
             allowed = " (allowed to fail)" if data.get("allowFailure") else ""
@@ -147,7 +149,7 @@ class ConsoleRenderer:
             self._line(
                 self._paint(
                     f"ok: {data.get('ran', 0)} ran, {data.get('cached', 0)} cached, "
-                    f"{data.get('skipped', 0)} skipped in {_duration(data.get('durationMs'))}",
+                    f"{data.get('skipped', 0)} skipped in {format_duration(data.get('durationMs'))}",
                     "green",
                 )
             )

@@ -41,7 +41,7 @@ def show_command(
 ) -> None:
     """Show a workspace's steps: state, current run, age, duration and output size."""
     from pipex import api
-    from pipex.report import _duration, _size
+    from pipex.report import format_duration, format_size
 
     view = api.show(workspace, store=open_store(store))
     if json_output:
@@ -56,7 +56,7 @@ def show_command(
         state = s.state.value if s.exit_code in (None, 0) else f"{s.state.value} ({s.exit_code})"
         if s.step in view.running:
             state = "running"
-        rows.append([s.step, state, s.run_id[:12], _age(s.age_sec), _duration(s.duration_ms) or "-", _size(s.bytes) or "-"])
+        rows.append([s.step, state, s.run_id[:12], _age(s.age_sec), format_duration(s.duration_ms) or "-", format_size(s.bytes) or "-"])
     built = {s.step for s in view.steps}
     rows += [[step, "running", "-", "-", "-", "-"] for step in view.running if step not in built]
     for line in _table(rows):
@@ -76,7 +76,7 @@ def list_command(
 ) -> None:
     """List the store's workspaces with their steps, sizes and project roots."""
     from pipex import api
-    from pipex.report import _size
+    from pipex.report import format_size
 
     summaries = api.list_workspaces(store=open_store(store))
     if json_output:
@@ -90,7 +90,7 @@ def list_command(
     for w in summaries:
         age = _age(now - w.last_finished_at) if w.last_finished_at else "-"
         name = w.workspace + (" [building]" if w.building else "")
-        rows.append([name, str(w.steps), str(w.failed), _size(w.bytes), age, w.project_root or "-"])
+        rows.append([name, str(w.steps), str(w.failed), format_size(w.bytes), age, w.project_root or "-"])
     for line in _table(rows):
         typer.echo(line)
 
@@ -220,7 +220,7 @@ def cat_command(
 ) -> None:
     """Print a file of a step's output, or list the output; links are never followed out of it."""
     from pipex import browse
-    from pipex.report import _size
+    from pipex.report import format_size
 
     opened = open_store(store)
     record = browse.find_run(opened, workspace, step, run, succeeded=run is None)
@@ -244,7 +244,7 @@ def cat_command(
         elif item.type == "link":
             typer.echo(f"{item.path} -> {item.target}")
         else:
-            typer.echo(f"{item.path}  ({_size(item.size)})")
+            typer.echo(f"{item.path}  ({format_size(item.size)})")
 
 
 @app.command("export")
@@ -259,7 +259,7 @@ def export_command(
     """Copy a step's output to DEST; refused if a link in it would lead outside the output."""
     from pipex import browse
     from pipex.errors import UsageError
-    from pipex.report import _size
+    from pipex.report import format_size
 
     opened = open_store(store)
     record = browse.find_run(opened, workspace, step, run, succeeded=run is None)
@@ -271,4 +271,4 @@ def export_command(
     if json_output:
         echo_json({"dest": str(dest), "runId": record.run_id, "tree": record.output_tree, "files": files, "bytes": size})
     else:
-        typer.echo(f"exported {step} (run {record.run_id[:12]}) to {dest}: {files} file{'' if files == 1 else 's'}, {_size(size)}")
+        typer.echo(f"exported {step} (run {record.run_id[:12]}) to {dest}: {files} file{'' if files == 1 else 's'}, {format_size(size)}")

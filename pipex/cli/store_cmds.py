@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import os
 from pathlib import Path
@@ -12,7 +10,9 @@ from typing import Any, Optional
 import typer
 
 from pipex.cli import app
+from pipex.cli._common import plain
 from pipex.errors import LockBusyError, UsageError
+from pipex.report import format_size
 
 _STORE_HELP = "Store root (default: $PIPEX_STORE, else the user cache dir)."
 
@@ -21,27 +21,6 @@ def _open(store: Optional[Path]) -> Any:
     from pipex.store import Store, default_root
 
     return Store.open(default_root(store))
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def _wait_for_builds(store: Any) -> None:
@@ -57,7 +36,7 @@ def _gc_line(report: Any) -> str:
     verb = "would remove" if report.dry_run else "removed"
     return (
         f"{verb} {report.runs} runs, {report.trees} trees, {report.objects} objects, "
-        f"{report.checkouts} checkouts ({_size(report.bytes)}); "
+        f"{report.checkouts} checkouts ({format_size(report.bytes)}); "
         f"kept {report.kept_runs} runs, {report.kept_trees} trees, {report.kept_objects} objects"
     )
 
@@ -75,7 +54,7 @@ def gc_command(
     if not dry_run:
         _wait_for_builds(opened)
     report = gc(opened, dry_run=dry_run)
-    typer.echo(json.dumps(_plain(report)) if json_output else _gc_line(report))
+    typer.echo(json.dumps(plain(report)) if json_output else _gc_line(report))
 
 
 @app.command("prune")
@@ -101,7 +80,7 @@ def prune_command(
         _wait_for_builds(opened)
     report = prune(opened, workspace, dry_run=dry_run)
     if json_output:
-        typer.echo(json.dumps(_plain(report)))
+        typer.echo(json.dumps(plain(report)))
         return
     verb = "would drop" if dry_run else "dropped"
     typer.echo(f"{workspace}: {verb} {report.refs_dropped} old refs; {_gc_line(report.gc)}")
@@ -121,12 +100,12 @@ def verify_command(
         _wait_for_builds(opened)
     report = verify(opened, repair=repair)
     if json_output:
-        typer.echo(json.dumps({**_plain(report), "ok": report.ok}))
+        typer.echo(json.dumps({**plain(report), "ok": report.ok}))
     else:
         for problem in report.problems:
             typer.echo(f"{problem.kind.value}: {problem.name}: {problem.detail}")
         typer.echo(
-            f"checked {report.objects} objects ({_size(report.bytes)}), {report.trees} trees, "
+            f"checked {report.objects} objects ({format_size(report.bytes)}), {report.trees} trees, "
             f"{report.runs} runs, {report.refs} refs: "
             + ("no damage" if report.ok else f"{len(report.problems)} problems")
         )
