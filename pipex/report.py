@@ -24,6 +24,7 @@ class EventKind(str, Enum):
     STEP_FINISHED = "STEP_FINISHED"
     STEP_FAILED = "STEP_FAILED"
     STEP_RETRYING = "STEP_RETRYING"
+    STEP_PHASE = "STEP_PHASE"
     STEP_LOG = "STEP_LOG"
     IMAGE_PULL = "IMAGE_PULL"
     WARNING = "WARNING"
@@ -118,6 +119,8 @@ class ConsoleRenderer:
         if kind is EventKind.WARNING:
             self._line(self._paint(f"warning: {data.get('message', '')}", "yellow"))
             return
+        if kind is EventKind.STEP_PHASE:
+            return
         if kind is EventKind.IMAGE_PULL:
             if not self._quiet and not data.get("done"):
                 self._line(self._paint(f"pull    {data.get('image', '')}: {data.get('status', '')}", "dim"))
@@ -173,6 +176,7 @@ class LiveRenderer(ConsoleRenderer):
         super().__init__(sys.stderr, verbose=verbose, quiet=quiet)
         self._console = Console(stderr=True, highlight=False)
         self._running: dict[str, float] = {}
+        self._phases: dict[str, str] = {}
         self._pulls: dict[str, str] = {}
         self._live = Live(console=self._console, refresh_per_second=8, transient=True, get_renderable=self._render)
         self._started = False
@@ -186,8 +190,9 @@ class LiveRenderer(ConsoleRenderer):
         for image, status in self._pulls.items():
             text.append(f"  pulling {image}: {status}\n", style="dim")
         for step, since in self._running.items():
+            phase = self._phases.get(step)
             text.append("  running ", style="cyan")
-            text.append(f"{step}  {now - since:.1f}s\n")
+            text.append(f"{step}{f' ({phase})' if phase == 'setup' else ''}  {now - since:.1f}s\n")
         return text
 
     def _line(self, text: str) -> None:
@@ -204,6 +209,9 @@ class LiveRenderer(ConsoleRenderer):
             self._running[event.step] = event.time
         elif kind in (EventKind.STEP_FINISHED, EventKind.STEP_FAILED) and event.step:
             self._running.pop(event.step, None)
+            self._phases.pop(event.step, None)
+        elif kind is EventKind.STEP_PHASE and event.step:
+            self._phases[event.step] = str(event.data.get("phase"))
         elif kind is EventKind.IMAGE_PULL:
             image = str(event.data.get("image", ""))
             if event.data.get("done"):

@@ -500,7 +500,11 @@ class Runner:
             def on_log(stream: str, line: str, _step: str = step.id) -> None:
                 self.sink(Event(EventKind.STEP_LOG, _step, {"stream": stream, "line": line}))
 
+        def on_phase(phase: Any, _step: str = step.id) -> None:
+            self.sink(Event(EventKind.STEP_PHASE, _step, {"phase": phase.value}))
+
         return Invocation(
+            on_phase=on_phase,
             step_id=step.id,
             image=job.image_id,  # exactly the image the fingerprint names
             cmd=step.cmd,

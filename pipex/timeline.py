@@ -5,9 +5,8 @@ instants; 1..N are parallel slots, a step taking the lowest free slot when it
 starts, so the picture shows how well ``-j`` was used; image pulls get their
 own track. Times are microseconds since PIPELINE_START.
 
-NOTE: the runner reports a step's start and end, not its setup/run split, so
-one span per step attempt series is drawn; retries appear as instants in the
-step's slot.
+Inside a step's span, its setup and run phases (STEP_PHASE events) are
+nested spans on the same track; retries appear as instants in the step's slot.
 """
 
 from __future__ import annotations
@@ -45,13 +44,31 @@ def trace_events(events: Iterable[Event]) -> list[dict[str, Any]]:
     free: list[int] = []
     slots_made = 0
     running: dict[str, tuple[int, float, dict[str, Any]]] = {}
+    phases: dict[str, tuple[str, float]] = {}
     pulls: dict[str, float] = {}
     end = events[-1].time
 
     def instant(name: str, event: Event, tid: int, cat: str, args: dict[str, Any]) -> None:
         out.append({"name": name, "cat": cat, "ph": "i", "s": "t", "ts": _us(event.time, origin), "pid": _PID, "tid": tid, "args": args})
 
+    def close_phase(step: str, t: float) -> None:
+        if step not in phases or step not in running:
+            return
+        phase, began = phases.pop(step)
+        out.append(
+            {
+                "name": phase,
+                "cat": "phase",
+                "ph": "X",
+                "ts": _us(began, origin),
+                "dur": max(1, _us(t, origin) - _us(began, origin)),
+                "pid": _PID,
+                "tid": running[step][0],
+            }
+        )
+
     def close(step: str, t: float, outcome: str, args: dict[str, Any]) -> None:
+        close_phase(step, t)
         slot, began, start_args = running.pop(step)
         out.append(
             {
@@ -78,6 +95,9 @@ def trace_events(events: Iterable[Event]) -> list[dict[str, Any]]:
                 slot = slots_made
                 out.append({"name": "thread_name", "ph": "M", "pid": _PID, "tid": slot, "args": {"name": f"slot {slot}"}})
             running[step] = (slot, event.time, {k: data[k] for k in ("reason", "fingerprint") if k in data})
+        elif kind is EventKind.STEP_PHASE and step in running:
+            close_phase(step, event.time)
+            phases[step] = (str(data.get("phase")), event.time)
         elif kind is EventKind.STEP_FINISHED and step in running:
             close(step, event.time, "ran", {k: data[k] for k in ("runId", "bytes", "files") if k in data})
         elif kind is EventKind.STEP_FAILED and step in running:

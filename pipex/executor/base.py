@@ -82,6 +82,7 @@ class Invocation:
     secrets: tuple[SecretFile, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)  # pipex.store, pipex.workspace, pipex.step, pipex.run
     on_log: Callable[[str, str], None] | None = None  # (stream "stdout"|"stderr", line without newline)
+    on_phase: Callable[["Phase"], None] | None = None  # called as the setup and run phases begin
     workdir: str | None = None  # None: the image's WorkingDir
     owner: tuple[int, int] | None = None  # uid, gid to own output/caches afterwards; None: this process's
 

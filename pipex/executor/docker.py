@@ -451,6 +451,7 @@ class DockerExecutor:
         wrapper can kill ``cmd`` and chown the output before exiting.
         """
         api = self.api
+        _enter_phase(inv, Phase.RUN)
         failed_start = _start(api, container_id)
         if failed_start is not None:
             return failed_start
@@ -555,6 +556,7 @@ class DockerExecutor:
                 setup_env = network_env(self._network) if inv.setup_network else {}
                 lock = inv.setup_lock() if inv.setup_lock is not None else nullcontext()
                 with lock:
+                    _enter_phase(inv, Phase.SETUP)
                     code = self._exec(
                         container_id, inv.setup_cmd, setup_env, inv.user, sink, cancel, stop, deadline, Phase.SETUP
                     )
@@ -567,6 +569,7 @@ class DockerExecutor:
                 if isolated_setup:
                     with _mapped_errors(f"connecting step '{inv.step_id}' to the network"):
                         api.connect_container_to_network(container_id, _BRIDGE)
+            _enter_phase(inv, Phase.RUN)
             code = self._exec(container_id, inv.cmd, {}, inv.user, sink, cancel, stop, deadline)
             self._fix_owner(container_id, owner, owned_paths)
             return _finished(code, Phase.RUN)
@@ -813,6 +816,12 @@ def _split_timestamp(entry: bytes) -> tuple[int, bytes]:
     whole, fraction, zone = (part.decode("ascii") if part else "" for part in match.groups())
     moment = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
     return int(moment.timestamp()) * 1_000_000_000 + int((fraction + "000000000")[:9]), data
+
+
+def _enter_phase(inv: Invocation, phase: Phase) -> None:
+    """Tell the runner a phase begins (for progress and the build timeline)."""
+    if inv.on_phase is not None:
+        inv.on_phase(phase)
 
 
 def _disable_timeout(sock: Any) -> None:

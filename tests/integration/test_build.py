@@ -343,3 +343,21 @@ def test_output_link_leaving_the_output_fails_the_step_and_keeps_its_logs(projec
     assert "passwd" in failed.data["reason"]
     run_dir = project.store / "runs" / result.results[0].run_id
     assert (run_dir / "stdout.log").read_text() == "trying\n"
+
+
+def test_phase_events_mark_setup_then_run(project: Project) -> None:
+    pipeline = f"""\
+    id: phases
+    steps:
+      - id: s
+        image: {BUSYBOX}
+        setup: {{cmd: echo setting up > /output/setup}}
+        cmd: echo running > /output/run
+      - {{id: plain, image: {BUSYBOX}, cmd: echo p > /output/p}}
+    """
+    project.write(pipeline)
+    result = project.build()
+    assert result.ok
+    phases = [(e.step, e.data["phase"]) for e in project.kinds(EventKind.STEP_PHASE)]
+    assert [p for p in phases if p[0] == "s"] == [("s", "setup"), ("s", "run")]
+    assert [p for p in phases if p[0] == "plain"] == [("plain", "run")]

@@ -60,3 +60,20 @@ def test_cache_hits_skips_retries_and_pulls() -> None:
 
 def test_trace_document_is_valid_json_for_no_events() -> None:
     assert json.loads(to_json([])) == {"traceEvents": [], "displayTimeUnit": "ms"}
+
+
+def test_setup_and_run_phases_are_nested_spans_in_the_steps_slot() -> None:
+    events = [
+        _e(EventKind.PIPELINE_START, 0, workspace="w", steps=["a"]),
+        _e(EventKind.STEP_STARTING, 0.0, "a"),
+        _e(EventKind.STEP_PHASE, 0.1, "a", phase="setup"),
+        _e(EventKind.STEP_PHASE, 1.1, "a", phase="run"),
+        _e(EventKind.STEP_FINISHED, 2.0, "a", runId="r"),
+        _e(EventKind.PIPELINE_FINISHED, 2.0, workspace="w"),
+    ]
+    assert _spans(events) == [
+        ("setup", 1, 100_000, 1_000_000, "phase"),
+        ("run", 1, 1_100_000, 900_000, "phase"),
+        ("a", 1, 0, 2_000_000, "ran"),
+        ("build w", 0, 0, 2_000_000, "build"),
+    ]
