@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,6 +24,25 @@ def _open(store: Optional[Path]) -> Any:
     from pipex.store import Store, default_root
 
     return Store.open(default_root(store))
+
+
+@contextmanager
+def _progress_bar(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar for gc's phases on a terminal; nothing otherwise."""
+    if not enabled or not sys.stderr.isatty() or os.environ.get("NO_COLOR") is not None:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update
 
 
 def _wait_for_builds(store: Any) -> None:
@@ -53,7 +75,8 @@ def gc_command(
     opened = _open(store)
     if not dry_run:
         _wait_for_builds(opened)
-    report = gc(opened, dry_run=dry_run)
+    with _progress_bar(enabled=not json_output) as progress:
+        report = gc(opened, dry_run=dry_run, progress=progress)
     typer.echo(json.dumps(plain(report)) if json_output else _gc_line(report))
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,9 @@ from pipex.store.trees import tree_object_keys
 __all__ = ["GcReport", "PruneReport", "gc", "prune"]
 
 _FREE_THREADS = 4
+
+#: ``progress(phase, done, total)``: how far gc's sweep or freeing has come.
+Progress = Callable[[str, int, int], None]
 
 
 
@@ -154,7 +157,13 @@ class _Collected:
     trash: str | None  # what to free once the lock is released
 
 
-def collect(store: Store, *, dry_run: bool, skip_refs: Collection[tuple[str, str, str]] = ()) -> _Collected:
+def collect(
+    store: Store,
+    *,
+    dry_run: bool,
+    skip_refs: Collection[tuple[str, str, str]] = (),
+    progress: Progress | None = None,
+) -> _Collected:
     """Mark and move every unreachable thing out of the store; the caller holds the store lock.
 
     Garbage is renamed into a staging dir (cheap: no inode is freed) and
@@ -207,11 +216,14 @@ def collect(store: Store, *, dry_run: bool, skip_refs: Collection[tuple[str, str
             objects_trash = os.path.join(trash, "objects")
             os.mkdir(objects_trash)
         objects = kept_objects = 0
-        for prefix in os.listdir(root / "objects"):
+        prefixes = os.listdir(root / "objects")
+        for done, prefix in enumerate(prefixes, 1):
             removed, kept, size = _sweep_objects(root / "objects" / prefix, prefix, live_objects, objects_trash)
             objects += removed
             kept_objects += kept
             freed += size
+            if progress is not None:
+                progress("sweeping objects", done, len(prefixes))
 
         if trash is not None:
             store.clear_stale_staging()
@@ -249,7 +261,7 @@ def _unlink_all(directory: str, names: list[str]) -> None:
             os.unlink(os.path.join(directory, name))
 
 
-def free(trash: str | None) -> None:
+def free(trash: str | None, progress: Progress | None = None) -> None:
     """Delete what ``collect`` moved aside; no lock needed, nothing in the store names it.
 
     Best effort: what cannot be deleted now stays in staging, and the next
@@ -264,17 +276,22 @@ def free(trash: str | None) -> None:
         with ThreadPoolExecutor(max_workers=_FREE_THREADS) as pool:
             jobs = [pool.submit(rmtree, os.path.join(trash, n)) for n in os.listdir(trash) if n != "objects"]
             jobs += [pool.submit(_unlink_all, objects, names[i::_FREE_THREADS]) for i in range(_FREE_THREADS)]
-            for job in jobs:
+            for done, job in enumerate(jobs, 1):
                 job.result()
+                if progress is not None:
+                    progress("freeing space", done, len(jobs))
         rmtree(trash)
 
 
-def gc(store: Store, *, dry_run: bool = False) -> GcReport:
-    """Remove every run, tree, object and checkout no root reaches; waits for running builds."""
+def gc(store: Store, *, dry_run: bool = False, progress: Progress | None = None) -> GcReport:
+    """Remove every run, tree, object and checkout no root reaches; waits for running builds.
+
+    ``progress(phase, done, total)`` is called as the sweep and the freeing advance.
+    """
     lock = store.shared_lock() if dry_run else store.exclusive_lock()
     with lock:
-        collected = collect(store, dry_run=dry_run)
-    free(collected.trash)
+        collected = collect(store, dry_run=dry_run, progress=progress)
+    free(collected.trash, progress)
     return collected.report
 
 

@@ -153,3 +153,14 @@ def test_gc_removes_idle_named_lock_files(store: Store) -> None:
         gc(store)
         names = os.listdir(store.root / "locks" / "named")
     assert names == ["held"]
+
+
+def test_gc_reports_progress_of_sweep_and_freeing(store: Store, make_output) -> None:
+    _run(store, make_output, "gone", {"b": b"gone"})
+    seen: list[tuple[str, int, int]] = []
+    gc(store, progress=lambda phase, done, total: seen.append((phase, done, total)))
+    phases = {phase for phase, _, _ in seen}
+    assert phases == {"sweeping objects", "freeing space"}
+    for phase in phases:
+        last = [s for s in seen if s[0] == phase][-1]
+        assert last[1] == last[2]  # each phase reaches its total
