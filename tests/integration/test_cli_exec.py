@@ -55,7 +55,7 @@ def test_exec_records_a_run_in_the_workspace_and_is_cached_the_second_time(cli: 
     assert second.returncode == 0 and "cached  shout" in second.stderr
     forced = cli.run("exec", "demo", "-f", "step.yaml", "--force", "--json")
     kinds = [e["event"] for e in cli.events(forced.stdout)]
-    assert kinds == ["STEP_STARTING", "STEP_FINISHED", "EXEC_RESULT"]
+    assert kinds == ["STEP_STARTING", "STEP_PHASE", "STEP_FINISHED", "EXEC_RESULT"]
 
 
 def test_ephemeral_streams_stdout_and_keeps_nothing(cli: Cli) -> None:

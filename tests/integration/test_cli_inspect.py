@@ -75,10 +75,16 @@ def test_links_a_container_makes_to_host_files_are_never_followed(cli: Cli, tmp_
     for path in ("abs", "rel"):
         cat = cli.run("cat", "sneaky", "evil", path)
         assert cat.returncode == 2 and "TOP SECRET" not in cat.stdout
-        # The store refused the output, so there is no run to read at all.
-        assert cat.stderr == "pipex: workspace 'sneaky' has no step 'evil'; its steps: none yet\n"
+        # The store refused the output: the failed run keeps only its logs, no output to read.
+        assert cat.stderr == (
+            "pipex: step 'evil' has no successful run in workspace 'sneaky'; "
+            "see why its last run failed: pipex logs sneaky evil\n"
+        )
     export = cli.run("export", "sneaky", "evil", str(tmp_path / "out"))
     assert export.returncode == 2 and not (tmp_path / "out").exists()
+    inspect = cli.run("inspect", "sneaky", "evil", "--json")
+    assert inspect.returncode == 0, inspect.stderr
+    assert "links must stay inside the output" in inspect.stdout
 
 
 def test_links_inside_the_output_are_followed_by_cat(cli: Cli) -> None:
