@@ -262,9 +262,17 @@ class DockerExecutor:
         with _mapped_errors("listing leftover containers"):
             containers = self.api.containers(all=True, filters=filters)
         removed = 0
+        owner = (os.geteuid(), os.getegid())
         for container in containers:
             if container["Id"] in self._active:
                 continue  # ours and still running: not a leftover
+            if owner[0] != 0 and container.get("State") == "running":
+                # A killed build's step may have written root-owned files into its
+                # output and caches: give them back first, or the caller can never
+                # delete them (a force-remove is a SIGKILL: the wrapper cannot chown).
+                paths = [m["Destination"] for m in container.get("Mounts") or () if m.get("Type") == "bind" and m.get("RW")]
+                if paths:
+                    self._kill_processes(container["Id"], owner, paths)
             try:
                 with _mapped_errors("removing a leftover container"):
                     self.api.remove_container(container["Id"], force=True, v=True)
