@@ -55,10 +55,14 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def load_meta(run_id: str, run_dir: Path) -> dict[str, Any]:
-    """Read ``meta.json`` of a run; RunNotFoundError if absent, StoreCorruptError if unreadable."""
+def load_meta(run_id: str, run_dir: Path, meta_file: str | None = None) -> dict[str, Any]:
+    """Read ``meta.json`` of a run; RunNotFoundError if absent, StoreCorruptError if unreadable.
+
+    ``meta_file`` is the same path as a string, when the caller has it (cheaper than pathlib).
+    """
     try:
-        data = (run_dir / "meta.json").read_bytes()
+        with open(meta_file or run_dir / "meta.json", "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         if run_dir.is_dir():
             msg = f"run {run_id} is damaged (no meta.json); run 'pipex verify --repair'"
