@@ -13,7 +13,7 @@ from pipex import __version__
 from pipex.errors import SpecError, SpecErrors
 from pipex.spec import cache
 from pipex.spec.model import Pipeline
-from pipex.spec.paths import check_host_path, slugify
+from pipex.spec.paths import host_paths_ok, slugify
 
 __all__ = ["PIPELINE_FILES", "find_pipeline_file", "load_pipeline", "read_env_files"]
 
@@ -163,7 +163,7 @@ def _still_valid(entry: _CacheEntry, root: Path) -> bool:
     if not all(dep.unchanged() for dep in entry.dependencies):
         return False
     hosts = {m.host for step in entry.pipeline.steps for m in (*step.mounts, *step.sources)}
-    return all(check_host_path(host, root)[1] is None for host in hosts)
+    return host_paths_ok(hosts, root)
 
 
 def _load(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from pathlib import Path
 
-__all__ = ["check_host_path", "check_container_path", "slugify", "ID_PATTERN", "CACHE_NAME_PATTERN"]
+__all__ = ["check_host_path", "host_paths_ok", "check_container_path", "slugify", "ID_PATTERN", "CACHE_NAME_PATTERN"]
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 CACHE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -42,6 +43,34 @@ def check_host_path(value: str, root: Path, *, must_exist: bool = True) -> tuple
     if must_exist and not os.path.exists(resolved):
         return normal, f"'{value}' does not exist in the project root"
     return normal, None
+
+
+def host_paths_ok(values: set[str], root: Path) -> bool:
+    """True if every (already normalised, relative) host path still exists inside ``root``.
+
+    The re-check of a validated-pipeline cache hit, one per mount: each parent
+    directory is resolved once and each path costs one ``lstat``, instead of
+    a full ``realpath`` walk per path (the hot part of a no-op plan).
+    """
+    base = str(root)
+    inside = base.rstrip(os.sep) + os.sep
+    parents: dict[str, str] = {}
+    for value in values:
+        parent, _, name = value.rpartition("/")
+        if parent not in parents:
+            parents[parent] = os.path.realpath(os.path.join(base, parent)) if parent else base
+        real_parent = parents[parent]
+        candidate = os.path.join(real_parent, name)
+        try:
+            if stat.S_ISLNK(os.lstat(candidate).st_mode):
+                candidate = os.path.realpath(candidate)
+                if not os.path.exists(candidate):
+                    return False
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            return False
+        if candidate != base and not candidate.startswith(inside):
+            return False
+    return True
 
 
 def check_container_path(value: str) -> tuple[str, str | None]:
