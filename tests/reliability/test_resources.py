@@ -119,8 +119,11 @@ class SecondDaemon:
 
     def _args(self) -> list[str]:
         b = self.base
+        # Its own network namespace: a dockerd started with `--bridge none` deletes the
+        # host's docker0 interface, which would break the shared daemon's networked
+        # containers for every other test. Its containers need no network.
         return [
-            "dockerd", "--host", self.host, "--data-root", f"{b}/data", "--exec-root", f"{b}/exec",
+            "unshare", "--net", "dockerd", "--host", self.host, "--data-root", f"{b}/data", "--exec-root", f"{b}/exec",
             "--pidfile", f"{b}/d.pid", "--bridge", "none", "--iptables=false", "--ip6tables=false",
             "--shutdown-timeout", "2",
         ]  # fmt: skip
