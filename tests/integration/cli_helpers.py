@@ -12,36 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .build_helpers import KIT_IMAGES
+from .build_helpers import KIT_IMAGES, containers, remove_containers
 
-
-def containers(store: Path) -> list[dict[str, Any]]:
-    """Containers labelled with ``store`` (all states), as the engine lists them (no racy per-container inspect)."""
-    import docker
-
-    client = docker.APIClient(version="auto")
-    try:
-        return client.containers(all=True, filters={"label": f"pipex.store={store.resolve()}"})
-    finally:
-        client.close()
-
-
-def remove_containers(store: Path) -> list[str]:
-    """Remove containers labelled with ``store``; return their names."""
-    import docker
-    from docker.errors import NotFound
-
-    left = containers(store)
-    client = docker.APIClient(version="auto")
-    try:
-        for container in left:
-            try:
-                client.remove_container(container["Id"], force=True)
-            except NotFound:
-                pass  # it was on its way out already
-    finally:
-        client.close()
-    return [name for c in left for name in c.get("Names") or [c["Id"][:12]]]
+__all__ = ["Cli", "containers", "remove_containers"]
 
 
 @dataclass

@@ -72,3 +72,13 @@ def make_invocation(tmp_path: Path, test_labels: dict[str, str]) -> Callable[...
         return Invocation(**fields)
 
     return make
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Any]:
+    """A temp project and store built through pipex.api; containers labelled with the store must be gone after."""
+    from .build_helpers import Project, remove_containers
+
+    proj = Project(tmp_path / "project", tmp_path / "store")
+    yield proj
+    assert remove_containers(proj.store) == [], "the build left containers behind"

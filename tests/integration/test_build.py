@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,23 +12,6 @@ from pipex.report import EventKind
 from .build_helpers import BUSYBOX, Project
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    """A temp project and store; every container labelled with that store is removed after."""
-    proj = Project(tmp_path / "project", tmp_path / "store")
-    yield proj
-    import docker
-
-    client = docker.from_env()
-    try:
-        leftovers = client.containers.list(all=True, filters={"label": f"pipex.store={proj.store.resolve()}"})
-        for container in leftovers:
-            container.remove(force=True)
-        assert not leftovers, f"build left containers behind: {[c.name for c in leftovers]}"
-    finally:
-        client.close()
 
 
 CHAIN = f"""\

@@ -14,31 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .build_helpers import BUSYBOX, KIT_IMAGES
+from .build_helpers import BUSYBOX, KIT_IMAGES, containers, remove_containers
 
 pytestmark = pytest.mark.docker
-
-
-def _containers(store: Path) -> list[dict]:
-    """Containers labelled with this store, as the engine lists them (no per-container inspect, no race)."""
-    import docker
-
-    client = docker.APIClient()
-    try:
-        return client.containers(all=True, filters={"label": f"pipex.store={store.resolve()}"})
-    finally:
-        client.close()
-
-
-def _remove(containers: list[dict]) -> None:
-    import docker
-
-    client = docker.APIClient()
-    try:
-        for container in containers:
-            client.remove_container(container["Id"], force=True)
-    finally:
-        client.close()
 
 
 @pytest.fixture
@@ -46,9 +24,7 @@ def store(tmp_path: Path) -> Iterator[Path]:
     """A temp store; containers labelled with it are removed (and reported) afterwards."""
     path = tmp_path / "store"
     yield path
-    leftovers = _containers(path)
-    _remove(leftovers)
-    assert not leftovers, "containers left behind"
+    assert remove_containers(path) == [], "containers left behind"
 
 
 def _project(root: Path, pipeline: str) -> Path:
@@ -76,7 +52,7 @@ steps:
 def _wait_for_container(store: Path, step: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any((c.get("Labels") or {}).get("pipex.step") == step for c in _containers(store)):
+        if any((c.get("Labels") or {}).get("pipex.step") == step for c in containers(store)):
             return
         time.sleep(0.2)
     raise AssertionError(f"no container for step {step} appeared")
@@ -91,7 +67,7 @@ def test_signal_during_step_removes_containers_and_keeps_finished_steps(tmp_path
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert _containers(store) == []
+    assert containers(store) == []
     assert not any((store / "staging").iterdir())
     again = _pipex("build", "-f", str(project), "--json", "quick", store=store)
     out, err = again.communicate(timeout=60)
@@ -105,12 +81,12 @@ def test_next_build_removes_containers_of_a_killed_build(tmp_path: Path, store: 
     _wait_for_container(store, "sleepy")
     proc.kill()
     proc.communicate(timeout=30)
-    assert _containers(store), "SIGKILL should have left the container running"
+    assert containers(store), "SIGKILL should have left the container running"
     fixed = _project(tmp_path / "p", SLOW.replace("sleep 60", "echo s > /output/s"))
     again = _pipex("build", "-f", str(fixed), store=store)
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
-    assert _containers(store) == []
+    assert containers(store) == []
 
 
 def test_two_processes_needing_one_fingerprint_run_it_once(tmp_path: Path, store: Path) -> None:

@@ -715,7 +715,7 @@ def test_isolated_setup_of_a_networked_step_has_no_network_until_cmd(
     executor: Any, make_invocation: MakeInvocation
 ) -> None:
     url = mirror_url()
-    probe = f"import sys, urllib.request\ntry:\n    urllib.request.urlopen(sys.argv[1], timeout=10); print('reached')\nexcept OSError: print('offline')"
+    probe = "import sys, urllib.request\ntry:\n    urllib.request.urlopen(sys.argv[1], timeout=10); print('reached')\nexcept OSError: print('offline')"
     inv = make_invocation(
         ("python3", "-c", probe, url),
         image=PYTHON,

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from .build_helpers import PYTHON, Project
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    """A temp project and store; containers labelled with the store are removed after."""
-    proj = Project(tmp_path / "project", tmp_path / "store")
-    yield proj
-    import docker
-
-    client = docker.from_env()
-    try:
-        for container in client.containers.list(all=True, filters={"label": f"pipex.store={proj.store.resolve()}"}):
-            container.remove(force=True)
-    finally:
-        client.close()
 
 
 # The run phase tries the Debian mirror named in the image's own apt sources.

@@ -173,7 +173,7 @@ def test_export_copies_the_output_with_links_as_links(pipex, seed, tmp_path: Pat
     dest = tmp_path / "out"
     result = pipex("export", "demo", "fetch", str(dest))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith(f"exported fetch (run fetch")
+    assert result.stdout.startswith("exported fetch (run fetch")
     assert (dest / "words.txt").read_text() == "hello\n"
     assert (dest / "sub" / "x.txt").read_text() == "x\n"
     assert os.readlink(dest / "link") == "words.txt"
