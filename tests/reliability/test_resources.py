@@ -1,8 +1,8 @@
 """Resource faults: a full disk (a small tmpfs store), a Docker daemon restarted mid-build, 1 GB of logs.
 
 The daemon test never touches the shared daemon: it starts a second
-``dockerd`` on its own socket, data-root and exec-root (no bridge, no
-iptables), loads the busybox image into it with the docker CLI, and stops and
+``dockerd`` on its own socket, data-root and exec-root, in a network
+namespace of its own (no bridge, no iptables), loads the busybox image into it with the docker CLI, and stops and
 restarts that one. Both the tmpfs and the second daemon need root.
 """
 
@@ -152,8 +152,7 @@ class SecondDaemon:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         # Its managed containerd shares the session: make sure nothing of it is left.
-        with_suppressed = subprocess.run(["pkill", "-s", str(self.proc.pid)], capture_output=True)
-        del with_suppressed
+        subprocess.run(["pkill", "-s", str(self.proc.pid)], capture_output=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and subprocess.run(["pgrep", "-s", str(self.proc.pid)], capture_output=True).returncode == 0:
             time.sleep(0.2)
@@ -162,8 +161,8 @@ class SecondDaemon:
 @pytest.fixture
 def second_daemon() -> Iterator[SecondDaemon]:
     """A second dockerd with the busybox test image; stopped, unmounted and removed afterwards."""
-    if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("docker") is None:
-        pytest.skip("a second dockerd needs root, dockerd and the docker CLI")
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("dockerd", "docker", "unshare")):
+        pytest.skip("a second dockerd needs root, dockerd, unshare and the docker CLI")
     base = Path(tempfile.mkdtemp(prefix="pipex-dockerd-", dir="/tmp"))
     daemon = SecondDaemon(base)
     try:
