@@ -54,6 +54,21 @@ SPEC_ESCAPES = [
         "resolves outside the project root",
         id="source-through-symlink",
     ),
+    pytest.param(
+        f"  - {{id: s, image: {BUSYBOX}, cmd: 'true', envFile: ../../../etc/os-release}}\n",
+        None,
+        "'../../../etc/os-release' is outside the project root",
+        id="env-file-dotdot",
+    ),
+    pytest.param(
+        f"  - {{id: s, image: {BUSYBOX}, cmd: 'true', envFile: escape/x.env}}\n",
+        _link_outside,
+        "outside the project root",
+        id="env-file-through-symlink",
+    ),
+    pytest.param(
+        "  - {id: s, uses: python, with: {run: 'print(1)', src: ../..}}\n", None, "is outside the project root", id="kit-src-dotdot"
+    ),
     pytest.param(f"  - {{id: ../x, image: {BUSYBOX}, cmd: 'true'}}\n", None, "steps[1].id: invalid id", id="step-id-dotdot"),
     pytest.param(f"  - {{id: a/b, image: {BUSYBOX}, cmd: 'true'}}\n", None, "steps[1].id: invalid id", id="step-id-slash"),
     pytest.param(
