@@ -1073,7 +1073,7 @@ def _map_error(error: BaseException, doing: str) -> PipexError:
         return ContainerError(f"{doing}: {_reason(error)}")
     if isinstance(error, DockerException):  # raised by docker-py itself: a bad argument, not the daemon
         return ContainerError(f"{doing}: {_reason(error)}")
-    return DockerUnavailableError(f"{doing}: the Docker daemon stopped answering: {_reason(error)}")
+    return DockerUnavailableError(f"{doing}: the Docker daemon stopped answering: {_connect_reason(error)}")
 
 
 class _mapped_errors:

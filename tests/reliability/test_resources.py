@@ -207,6 +207,7 @@ def test_daemon_restart_mid_build_fails_the_step_clearly_and_next_build_recovers
         failed = process.events.of("STEP_FAILED")
         assert [e["step"] for e in failed] == ["long"], process.stdout
         assert "Docker daemon" in failed[0]["reason"], failed
+        assert "Error(" not in failed[0]["reason"], failed  # words, not a repr of nested exceptions
         assert process.events.steps("STEP_FINISHED") == {"first"}
         verify_store(store)
         # The daemon is back: the next build re-runs only the failed step and removes the dead container.
