@@ -248,8 +248,22 @@ class Runner:
         }
         if interrupted:
             summary["interrupted"] = True
+        self._remove_killed_builds_containers()
         self.sink(Event(EventKind.PIPELINE_FINISHED if build.ok else EventKind.PIPELINE_FAILED, data=summary))
         return build
+
+    def _remove_killed_builds_containers(self) -> None:
+        """A killed build left staging behind: remove its containers even if nothing ran.
+
+        Creating the executor removes this workspace's leftovers; an all-cached
+        build contacts Docker only in this case, and only on a best-effort basis.
+        """
+        if self._executor is not None or not getattr(self.store, "found_stale_staging", False):
+            return
+        try:
+            self.executor
+        except PipexError:
+            pass
 
     def _collect(self, future: Future[StepResult], step_id: str) -> StepResult:
         try:

@@ -133,6 +133,9 @@ class Store:
         self._tmp = _ProcessTmp(root / "staging")
         self.objects = ObjectDB(root / "objects", self._tmp)
         self._dev = 0
+        #: Set when staging of a dead process was seen: a killed build, whose
+        #: containers may still be running (the next build removes them).
+        self.found_stale_staging = False
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -190,6 +193,7 @@ class Store:
             owner = parse_staging_owner(name)
             if owner is None or process_alive(*owner):
                 continue
+            self.found_stale_staging = True
             with contextlib.suppress(OSError):
                 rmtree(self.root / "staging" / name)
                 removed += 1

@@ -144,3 +144,30 @@ def test_sigkill_of_unprivileged_build_then_next_build_recovers(shared_tmp: Path
             _crash_and_recover(root, store, i, rng, user=unprivileged, step="many")
     finally:
         remove_containers(store)
+
+
+def test_all_cached_build_after_a_kill_still_removes_the_killed_builds_container(tmp_path: Path, store: Path) -> None:
+    """Found by this suite: a next build with nothing to run never created an executor, so the
+    killed build's container ran on (here for a minute; a real step for hours)."""
+    pipeline = f"""\
+    id: leftover
+    steps:
+      - {{id: quick, image: {BUSYBOX}, cmd: echo q > /output/q}}
+      - {{id: sleepy, image: {BUSYBOX}, cmd: sleep 60}}
+    """
+    root = write_project(tmp_path / "project", pipeline)
+    assert run_pipex("build", "-f", str(root), "--store", str(store), "quick").proc.returncode == 0
+    killed = start_pipex("build", "-f", str(root), "--store", str(store), "--json")
+    deadline = time.monotonic() + 60
+    while not any(c["Labels"].get("pipex.step") == "sleepy" for c in containers(store)):
+        assert time.monotonic() < deadline, "the sleepy step never started"
+        time.sleep(0.1)
+    killed.proc.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert containers(store), "SIGKILL should have left the container running"
+    again = run_pipex("build", "-f", str(root), "--store", str(store), "--json", "quick")
+    assert again.proc.returncode == 0, again.stderr
+    assert again.events.steps("STEP_CACHED") == {"quick"}
+    assert containers(store) == []
+    assert staging_entries(store) == []
+    verify_store(store)
