@@ -61,6 +61,7 @@ def _private_spec_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 
 
 def _api(docker_host: str | None = None) -> Any:
+    """A low-level docker-py client for ``docker_host`` (default: the environment's)."""
     import docker
 
     return docker.APIClient(base_url=docker_host, version="auto") if docker_host else docker.APIClient(version="auto")
@@ -178,6 +179,7 @@ class PipexProcess:
 
 
 def _drain(stream: Any, sink: list[str]) -> None:
+    """Append every line of ``stream`` to ``sink`` until EOF (run on a thread)."""
     for line in stream:
         sink.append(line)
 

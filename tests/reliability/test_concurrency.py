@@ -45,6 +45,7 @@ def _gc_loop(store: Path, stop: threading.Event, reports: list[str]) -> None:
 
 
 def _expected_join(round_id: str) -> str:
+    """What the join step's output must hold in round ``round_id``."""
     return f"base {round_id}\nleft\nbase {round_id}\n"
 
 

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,9 @@ SPEC_ESCAPES = [
 
 
 @pytest.mark.parametrize(("step", "prepare", "expected"), SPEC_ESCAPES)
-def test_escaping_spec_is_refused_before_anything_runs(tmp_path: Path, step: str, prepare, expected: str) -> None:
+def test_escaping_spec_is_refused_before_anything_runs(
+    tmp_path: Path, step: str, prepare: Callable[[Path], None] | None, expected: str
+) -> None:
     root = write_project(tmp_path / "project", "id: esc\nsteps:\n" + OK_STEP + step)
     if prepare is not None:
         prepare(root)
