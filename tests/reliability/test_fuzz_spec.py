@@ -294,3 +294,26 @@ def test_line_break_in_a_key_stays_one_line_per_problem(project_dir: Path, key: 
     """Found by the fuzz: unknown keys holding characters splitlines() breaks on split one error in two."""
     data = json.dumps({key: None, "steps": [{"id": "a", "image": "x", "cmd": "true", key: 1}]}).encode()
     assert check_load(project_dir, data, "pipeline.json") == "rejected"
+
+
+CONFIG_KEYS = ["kits", "store", "workspace", "concurrency", "caBundle", "shell", "python", "node", "image", "file", "mytool"]
+configs = st.recursive(values, lambda c: st.dictionaries(st.sampled_from(CONFIG_KEYS), c, max_size=4), max_leaves=15)
+
+
+def test_hostile_project_config_loads_or_fails_one_line_per_problem(project_dir: Path) -> None:
+    """``.pipex.yml`` is read with the pipeline: random ones fail as cleanly as bad pipelines."""
+    outcomes: list[str] = []
+    pipeline = (FULL / "pipeline.yaml").read_bytes()
+
+    @settings(max_examples=max(CASES // 2, 1), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(doc=st.one_of(configs, st.dictionaries(st.sampled_from(CONFIG_KEYS), configs, max_size=4)))
+    def case(doc: Any) -> None:
+        (project_dir / ".pipex.yml").write_bytes(_dump(doc, "yaml"))
+        outcomes.append(check_load(project_dir, pipeline))
+
+    try:
+        case()
+    finally:
+        shutil.copy(FULL / ".pipex.yml", project_dir / ".pipex.yml")
+    _report("config", outcomes)
+    assert len(outcomes) >= CASES // 2
