@@ -95,16 +95,20 @@ __all__ = ["DockerExecutor", "KEEPER_CMD"]
 KEEPER_CMD = ("sh", "-c", "while :; do sleep 3600; done")
 #: Kills everything but PID 1 (the keeper, immune to SIGKILL from inside its
 #: namespace), then gives the output to the caller: the timeout/cancel path.
-_KILL_AND_CHOWN = 'kill -9 -1 2>/dev/null; chown -R "$0" "$@" 2>/dev/null; true'
+_KILL_AND_CHOWN = 'kill -9 -1 2>/dev/null; chown -R "$0" "$@" 2>/dev/null; chmod -R u+rwX "$@" 2>/dev/null; true'
+#: Gives the output and caches to the caller: owner, and owner read/write (a
+#: step may leave mode 000 files, which the caller could then neither read nor
+#: remove). Arguments: owner, then the paths.
+_CHOWN = 'chown -R "$0" "$@" 2>/dev/null; chmod -R u+rwX "$@" 2>/dev/null; true'
 #: Main process wrapping ``cmd`` when the caller is not root: run it, then give
 #: the output and caches to the caller; on SIGTERM (timeout/cancel) kill
 #: everything else first. {owner} and {paths} are shell-quoted by `_owning_cmd`.
 _OWNING_WRAPPER = (
     # The trap comes first so a SIGTERM right after start is not lost (PID 1
     # ignores untrapped signals); the background child gets default handlers.
-    "trap 'kill -9 -1 2>/dev/null; chown -R {owner} {paths} 2>/dev/null; exit 143' TERM; "
+    "trap 'kill -9 -1 2>/dev/null; chown -R {owner} {paths} 2>/dev/null; chmod -R u+rwX {paths} 2>/dev/null; exit 143' TERM; "
     '"$@" & child=$!; '
-    "wait $child; rc=$?; chown -R {owner} {paths} 2>/dev/null; exit $rc"
+    "wait $child; rc=$?; chown -R {owner} {paths} 2>/dev/null; chmod -R u+rwX {paths} 2>/dev/null; exit $rc"
 )
 _WRAPPER_GRACE_SEC = 10.0  # how long the wrapper may take to kill and chown before SIGKILL
 _BRIDGE = "bridge"  # the engine's default network: what "allowNetwork" means
@@ -623,11 +627,11 @@ class DockerExecutor:
         raise ContainerError(msg)
 
     def _fix_owner(self, container_id: str, owner: tuple[int, int] | None, paths: list[str]) -> None:
-        """Give the output and caches to the caller (a root exec of ``chown -R``)."""
+        """Give the output and caches to the caller (a root exec of ``chown -R`` and ``chmod -R u+rwX``)."""
         if owner is None:
             return
         never = threading.Event()
-        cmd = ("chown", "-R", f"{owner[0]}:{owner[1]}", *paths)
+        cmd = ("sh", "-c", _CHOWN, f"{owner[0]}:{owner[1]}", *paths)
         # Best effort: an image without chown leaves root-owned files, which the
         # store reports when it cannot move them.
         try:

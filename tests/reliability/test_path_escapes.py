@@ -299,13 +299,6 @@ def test_hostile_outputs_as_unprivileged_user(shared_tmp: Path, unprivileged: st
 
 
 @pytest.mark.docker
-@pytest.mark.xfail(
-    reason="known gap: as a non-root user, pipex gets the files back (chown) but not their modes: an "
-    "owner-unreadable dir or file (000) in the output fails the step ('permission denied'), "
-    "while pipex as root stores it",
-    raises=AssertionError,
-    strict=True,
-)
 def test_owner_unreadable_output_is_stored_as_unprivileged_user(shared_tmp: Path, unprivileged: str) -> None:
     pipeline = f"""\
     id: modes
