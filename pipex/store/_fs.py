@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
+import functools
 import os
 import shutil
 import stat
@@ -28,12 +27,17 @@ __all__ = [
     "show_path",
 ]
 
-_libc: ctypes.CDLL | None
-try:
-    _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-except OSError:  # pragma: no cover - no libc (not Linux)
-    _libc = None
-_syncfs = getattr(_libc, "syncfs", None) if _libc is not None else None
+@functools.cache
+def _libc_syncfs() -> object | None:
+    """libc's ``syncfs``, loaded on first use: ctypes costs ~4 ms to import, and reads never sync."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    except OSError:  # pragma: no cover - no libc (not Linux)
+        return None
+    return getattr(libc, "syncfs", None)
 
 
 def fsync_dir(path: str | bytes | os.PathLike[str]) -> None:
@@ -55,8 +59,11 @@ def syncfs(path: str | bytes | os.PathLike[str]) -> None:
     """
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if _syncfs is not None:
-            if _syncfs(fd) != 0:
+        syncfs_call = _libc_syncfs()
+        if syncfs_call is not None:
+            if syncfs_call(fd) != 0:  # type: ignore[operator]
+                import ctypes
+
                 code = ctypes.get_errno()
                 raise OSError(code, os.strerror(code), os.fsdecode(path))
         else:  # pragma: no cover - non-Linux

@@ -29,7 +29,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -37,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 
 from pipex.errors import StoreCorruptError, StoreError
 from pipex.store import locks
@@ -71,6 +69,8 @@ def default_root(explicit: Path | None = None) -> Path:
     env = os.environ.get("PIPEX_STORE")
     if env:
         return Path(env).expanduser()
+    import platformdirs  # only when no store is named
+
     return Path(platformdirs.user_cache_dir("pipex"))
 
 
@@ -502,7 +502,7 @@ class Store:
 
     def _retire(self, path: Path) -> Path:
         """Rename ``path`` into this process's temp dir (an atomic disappearance); return where it went."""
-        aside = Path(self._tmpdir()) / f"old-{path.name}-{secrets.token_hex(4)}"
+        aside = Path(self._tmpdir()) / f"old-{path.name}-{os.urandom(4).hex()}"
         try:
             os.rename(path, aside)
         except PermissionError:
@@ -541,7 +541,7 @@ class Store:
                 msg = f"cannot point {workspace}/{kind}/{step} at run {run_id}: no such run"
                 raise RunNotFoundError(msg)
             refs.mkdir(parents=True, exist_ok=True)
-            tmp = os.path.join(self._tmpdir(), f"ref-{step}-{secrets.token_hex(4)}")
+            tmp = os.path.join(self._tmpdir(), f"ref-{step}-{os.urandom(4).hex()}")
             os.symlink(link_target(run_id), tmp)
             try:
                 os.rename(tmp, refs / step)
