@@ -10,10 +10,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipex.errors import LockBusyError, UsageError
-from pipex.report import Event, EventKind, EventSink
+
+if TYPE_CHECKING:  # the report module is only needed once a build emits events
+    from pipex.report import EventSink
 
 __all__ = [
     "Project",
@@ -249,7 +251,7 @@ def build(
             )
             the_plan = planner.plan(tuple(targets))
             for warning in the_plan.warnings:
-                sink(Event(EventKind.WARNING, data={"message": warning}))
+                _warn(sink, warning)
             runner = Runner(
                 pipeline,
                 opened,
@@ -277,6 +279,12 @@ def build(
     return result
 
 
+def _warn(sink: EventSink, message: str) -> None:
+    from pipex.report import Event, EventKind
+
+    sink(Event(EventKind.WARNING, data={"message": message}))
+
+
 @contextmanager
 def _store_lock(store: Any, sink: EventSink) -> Iterator[None]:
     """Hold the store lock shared; say so when a gc (or verify --repair) makes the build wait."""
@@ -285,7 +293,7 @@ def _store_lock(store: Any, sink: EventSink) -> Iterator[None]:
             stack.enter_context(store.shared_lock(blocking=False))
         except LockBusyError:
             message = "pipex gc or verify --repair is running on this store; waiting for it"
-            sink(Event(EventKind.WARNING, data={"message": message}))
+            _warn(sink, message)
             stack.enter_context(store.shared_lock())
         yield
 
@@ -298,7 +306,7 @@ def _workspace_lock(store: Any, workspace: str, sink: EventSink) -> Iterator[Non
             stack.enter_context(store.lock(f"workspace-{workspace}", blocking=False))
         except LockBusyError:
             message = f"another build of workspace '{workspace}' is running; waiting for it"
-            sink(Event(EventKind.WARNING, data={"message": message}))
+            _warn(sink, message)
             stack.enter_context(store.lock(f"workspace-{workspace}"))
         yield
 
