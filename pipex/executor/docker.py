@@ -318,7 +318,7 @@ class DockerExecutor:
         started_at = time.time()
         inv = invocation
         if self._stopping.is_set() or cancel.is_set():
-            return _cancelled_result("", started_at, None)
+            return _result(_cancelled(None), "", started_at)
         _check_host_paths(inv)
         image_id = self._image_id(inv.image)
         owner = inv.owner or (os.geteuid(), os.getegid())
@@ -346,23 +346,13 @@ class DockerExecutor:
             if not (cancel.is_set() or stop.is_set()):
                 raise
             # Stopped under our feet (stop_all removed the container): a cancel, not an error.
-            result = CANCELLED_EXIT_CODE, False, True, None, "cancelled"
+            result = _cancelled(None)
         finally:
             if container_id is not None:
                 self._remove(container_id)
             if secrets_dir is not None:
                 shutil.rmtree(secrets_dir, ignore_errors=True)
-        exit_code, timed_out, cancelled, phase, message = result
-        return ExecutionResult(
-            exit_code=exit_code,
-            timed_out=timed_out,
-            cancelled=cancelled,
-            failed_phase=phase,
-            image_id=image_id,
-            started_at=started_at,
-            finished_at=time.time(),
-            message=message,
-        )
+        return _result(result, image_id, started_at)
 
     def _create(
         self,
@@ -899,22 +889,30 @@ def _finished(exit_code: int, phase: Phase) -> tuple[int, bool, bool, Phase | No
     return exit_code, False, False, phase, f"{what} failed with exit code {exit_code}"
 
 
-def _killed(how: str, phase: Phase, inv: Invocation) -> tuple[int, bool, bool, Phase | None, str | None]:
-    if how == "timeout":
-        return TIMEOUT_EXIT_CODE, True, False, phase, f"timed out after {inv.timeout_sec:g}s"
+def _cancelled(phase: Phase | None) -> tuple[int, bool, bool, Phase | None, str | None]:
     return CANCELLED_EXIT_CODE, False, True, phase, "cancelled"
 
 
-def _cancelled_result(image_id: str, started_at: float, phase: Phase | None) -> ExecutionResult:
+def _killed(how: str, phase: Phase, inv: Invocation) -> tuple[int, bool, bool, Phase | None, str | None]:
+    if how == "timeout":
+        return TIMEOUT_EXIT_CODE, True, False, phase, f"timed out after {inv.timeout_sec:g}s"
+    return _cancelled(phase)
+
+
+def _result(
+    outcome: tuple[int, bool, bool, Phase | None, str | None], image_id: str, started_at: float
+) -> ExecutionResult:
+    """The ExecutionResult of an outcome tuple (exit code, timed out, cancelled, failed phase, message)."""
+    exit_code, timed_out, cancelled, phase, message = outcome
     return ExecutionResult(
-        exit_code=CANCELLED_EXIT_CODE,
-        timed_out=False,
-        cancelled=True,
+        exit_code=exit_code,
+        timed_out=timed_out,
+        cancelled=cancelled,
         failed_phase=phase,
         image_id=image_id,
         started_at=started_at,
         finished_at=time.time(),
-        message="cancelled",
+        message=message,
     )
 
 
