@@ -259,7 +259,7 @@ def build(
                 the_plan,
                 planner=planner,
                 executor_factory=_executor_factory(config),
-                options=BuildOptions(concurrency=jobs, keep_going=keep_going, force=forced, verbose=verbose, condition_env=cond_env),
+                options=BuildOptions(concurrency=jobs, keep_going=keep_going, force=forced, verbose=verbose),
                 sink=sink,
                 cancel=cancel,
             )

@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -86,7 +86,6 @@ class BuildOptions:
     keep_going: bool = False
     force: bool | frozenset[str] = False
     verbose: bool = False
-    condition_env: Mapping[str, str] = field(default_factory=dict)
 
     def forced(self, step_id: str) -> bool:
         """Whether the cache is ignored for this step."""
@@ -464,7 +463,7 @@ class Runner:
                     "reason": reason,
                     "durationMs": duration_ms,
                     "allowFailure": step.allow_failure,
-                    "logTail": _tail(self.store.run_log(run_id, "stderr")),
+                    "logTail": _tail(self.store.run_path(run_id) / "stderr.log"),
                 },
             )
         )
