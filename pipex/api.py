@@ -98,17 +98,13 @@ def condition_env(env_files: Sequence[Path | str] = ()) -> dict[str, str]:
     return env
 
 
-def _workspace(project: Project, explicit: str | None) -> str:
+def workspace_name(project: Project, explicit: str | None = None) -> str:
+    """The workspace a build of ``project`` uses: ``explicit`` > ``.pipex.yml workspace`` > the pipeline id."""
     name = explicit or project.config.workspace or project.pipeline.id
     if not _WORKSPACE_RE.match(name) or name in (".", ".."):
         msg = f"invalid workspace name {name!r}: use letters, digits, '_', '-' and '.', not starting with '.'"
         raise UsageError(msg)
     return name
-
-
-def workspace_name(project: Project, explicit: str | None = None) -> str:
-    """The workspace a build of ``project`` uses: ``explicit`` > ``.pipex.yml workspace`` > the pipeline id."""
-    return _workspace(project, explicit)
 
 
 def _check_workspace_root(store: Any, workspace: str, project: Project, explicit: bool) -> None:
@@ -172,7 +168,7 @@ def plan(
     return make_plan(
         project.pipeline,
         opened,
-        workspace=_workspace(project, workspace),
+        workspace=workspace_name(project, workspace),
         targets=tuple(targets),
         force=forced,
         condition_env=condition_env(env_files),
@@ -232,7 +228,7 @@ def build(
     if jobs < 1:
         msg = f"concurrency must be at least 1, not {jobs}"
         raise UsageError(msg)
-    name = _workspace(project, workspace)
+    name = workspace_name(project, workspace)
     forced = _resolve_force(project, _force(force))
     opened = open_store(store, config)
     cancel = cancel or threading.Event()
