@@ -10,8 +10,7 @@ Public API (imported lazily so ``import pipex.spec.model`` stays cheap)::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from pipex._lazy import lazy_exports
 
 __all__ = [
     "Condition",
@@ -34,9 +33,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module 'pipex.spec' has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

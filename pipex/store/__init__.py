@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pipex._lazy import lazy_exports
 from pipex.store.objects import hash_bytes, hash_file
 from pipex.store.runs import RunNotFoundError, RunRecord
 from pipex.store.store import IngestResult, Store, default_root
@@ -23,16 +22,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'pipex.store' has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
     "Store",
