@@ -308,10 +308,10 @@ def _workspace_lock(store: Any, workspace: str, sink: EventSink) -> Iterator[Non
 
 
 def gc(store: Path | str | None = None, *, dry_run: bool = False) -> Any:
-    """Collect what no root references; return the GcReport."""
-    from pipex.store import gc as collect
+    """Collect what no root references in the project's store (see ``open_store_here``); return the GcReport."""
+    from pipex.store.gc import gc as collect
 
-    return collect(open_store(store), dry_run=dry_run)
+    return collect(_opened(store), dry_run=dry_run)
 
 
 def show(workspace: str | None = None, *, store: Any = None) -> Any:

@@ -5,7 +5,7 @@ The fingerprint document
 ``step_document`` builds one dict per step holding everything that can change
 what the step produces (DESIGN.md §4)::
 
-    {"format": 1,
+    {"format": 2,
      "image": "<resolved image id>", "imageRef": "python:3.12-slim",
      "cmd": [...], "setup": {"cmd": [...], "network": false} | null,
      "env": {...}, "outputPath": "/output", "network": false,
@@ -92,7 +92,7 @@ __all__ = [
 ]
 
 #: Bump when the document's shape or the tree-hash rules change: every step rebuilds.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: string cmds run with sh -e; directories are part of host trees
 
 # Keys recorded in the document for explanation but not hashed (see module docstring).
 _UNHASHED_KEYS = frozenset({"imageRef"})
@@ -192,7 +192,8 @@ class HostTree:
     """A hashed host path: its tree hash and each file's object id.
 
     ``files`` is keyed by project-relative POSIX path; the value is the object
-    id, ``"l:<target>"`` for a symlink or ``"o:"`` for a special file.
+    id, ``"l:<target>"`` for a symlink, ``"d:"`` for a directory or ``"o:"``
+    for a special file.
     """
 
     path: str
@@ -407,6 +408,10 @@ class HostHasher:
                     for entry in iterator:
                         rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
                         if entry.is_dir(follow_symlinks=False):
+                            # Directories are part of the tree (an empty one too):
+                            # the step sees them, so adding one must change the hash.
+                            files[prefix + rel] = extras[rel] = "d:"
+                            rows.append(f"{rel}\0d\0")
                             stack.append((rel, entry.path))
                             continue
                         st = entry.stat(follow_symlinks=False)

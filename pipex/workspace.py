@@ -150,7 +150,7 @@ def clean(store: Any, *, collect: bool = True) -> RemoveReport:
             store.remove_workspace(name)
     report = None
     if collect:
-        from pipex.store import gc
+        from pipex.store.gc import gc
 
         report = gc(store)
     return RemoveReport(workspaces=tuple(names), gc=report)

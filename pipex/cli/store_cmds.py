@@ -13,18 +13,11 @@ from typing import Any, Optional
 import typer
 
 from pipex.cli import app
+from pipex.cli._common import STORE_HELP as _STORE_HELP
+from pipex.cli._common import open_store as _open
 from pipex.cli._common import plain
 from pipex.errors import LockBusyError, UsageError
 from pipex.report import format_size
-
-_STORE_HELP = "Store root (default: $PIPEX_STORE, else the user cache dir)."
-
-
-def _open(store: Optional[Path]) -> Any:
-    from pipex.store import Store, default_root
-
-    return Store.open(default_root(store))
-
 
 @contextmanager
 def _progress_bar(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
@@ -70,7 +63,7 @@ def gc_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Delete runs, trees, objects and checkouts that no workspace ref or pin reaches."""
-    from pipex.store import gc
+    from pipex.store.gc import gc
 
     opened = _open(store)
     if not dry_run:
@@ -88,7 +81,7 @@ def prune_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Keep only a workspace's current run per step (drop failed runs), then collect garbage."""
-    from pipex.store import prune
+    from pipex.store.gc import prune
 
     opened = _open(store)
     if workspace is None:
@@ -116,7 +109,7 @@ def verify_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Re-hash every object and check every tree, run and ref; exit 1 if anything is damaged."""
-    from pipex.store import verify
+    from pipex.store.verify import verify
 
     opened = _open(store)
     if repair:

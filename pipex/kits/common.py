@@ -35,7 +35,7 @@ RUN: dict[str, Any] = {
     "minLength": 1,
     "minItems": 1,
     "items": {"type": "string"},
-    "description": "The command: a string runs with sh -c (in the source dir when 'src' is set); a list is an argv.",
+    "description": "The command: a string runs with sh -e -c, stopping at the first failing line (in the source dir when 'src' is set); a list is an argv.",
 }
 IMAGE: dict[str, Any] = {"type": "string", "minLength": 1, "description": "Image to use instead of the kit's default."}
 SRC: dict[str, Any] = {

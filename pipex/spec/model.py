@@ -84,7 +84,7 @@ class Step:
     """One build rule, run in its own container.
 
     ``cmd`` and ``setup.cmd`` are argv tuples: a string ``cmd`` in the file
-    becomes ``("sh", "-c", string)``.
+    becomes ``("sh", "-e", "-c", string)``.
     """
 
     id: str

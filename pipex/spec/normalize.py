@@ -60,7 +60,10 @@ def step_id_of(raw: Mapping[str, Any]) -> str:
 
 
 def _command(value: Any) -> tuple[str, ...]:
-    return ("sh", "-c", value) if isinstance(value, str) else tuple(str(word) for word in value)
+    # A string runs with `sh -e -c`: the first failing line fails the step (GitHub
+    # Actions' default shell and Snakemake's strict mode do the same). A list is
+    # an argv; `cmd: [sh, -c, "..."]` opts out of -e.
+    return ("sh", "-e", "-c", value) if isinstance(value, str) else tuple(str(word) for word in value)
 
 
 def _host(ctx: StepContext, value: str, *parts: PathPart) -> str:

@@ -8,14 +8,15 @@ from pipex.store.runs import RunNotFoundError, RunRecord
 from pipex.store.store import IngestResult, Store, default_root
 from pipex.store.trees import EntryType, Tree, TreeEntry, UnsafeOutputError
 
-# gc, prune and verify are imported on first use: a no-op plan or build never
-# needs them, and importing them costs ~20 ms of a ~150 ms budget.
+# NOTE: the verbs gc, prune and verify are *not* re-exported here: their
+# modules are named ``pipex.store.gc`` and ``pipex.store.verify``, and once a
+# submodule is imported Python binds it on the package, shadowing any function
+# of the same name (``pipex.api.gc()`` raised TypeError depending on import
+# order). Import them from their modules: ``from pipex.store.gc import gc``.
+# Their report types are lazy: a no-op plan never needs them (~20 ms).
 _LAZY = {
-    "gc": "pipex.store.gc",
-    "prune": "pipex.store.gc",
     "GcReport": "pipex.store.gc",
     "PruneReport": "pipex.store.gc",
-    "verify": "pipex.store.verify",
     "VerifyReport": "pipex.store.verify",
     "Problem": "pipex.store.verify",
     "ProblemKind": "pipex.store.verify",
@@ -36,9 +37,6 @@ __all__ = [
     "default_root",
     "hash_bytes",
     "hash_file",
-    "gc",
-    "prune",
-    "verify",
     "GcReport",
     "PruneReport",
     "VerifyReport",

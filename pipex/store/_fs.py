@@ -6,7 +6,6 @@ import contextlib
 import errno
 import functools
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ __all__ = [
     "write_atomic",
     "write_temp",
     "rmtree",
+    "walk_files",
     "copy_fd",
     "process_start_time",
     "process_alive",
@@ -124,33 +124,121 @@ def copy_fd(src: int, dst: int) -> int:
     return total
 
 
-def rmtree(path: str | bytes | os.PathLike[str]) -> None:
-    """Remove ``path`` and everything below it, read-only directories included; missing is fine."""
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir(name: bytes, dir_fd: int | None) -> int:
+    """Open directory ``name`` (relative to ``dir_fd``) for listing, giving ourselves u+rwx if need be."""
     try:
-        st = os.lstat(path)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        # Ours but mode 0: open it up (a link is never followed: lstat said dir).
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    with contextlib.suppress(OSError):
+        if os.fstat(fd).st_mode & 0o700 != 0o700:
+            os.fchmod(fd, 0o700)  # unlinking entries needs u+w (checkouts are 0555)
+    return fd
+
+
+def _empty_dir(fd: int) -> list[bytes]:
+    """Unlink every non-directory in the open directory ``fd``; return its subdirectories' names."""
+    subdirs = []
+    with os.scandir(fd) as it:
+        for entry in it:
+            name = os.fsencode(entry.name)
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if is_dir:
+                subdirs.append(name)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+    return subdirs
+
+
+def rmtree(path: str | bytes | os.PathLike[str]) -> None:
+    """Remove ``path`` and everything below it, read-only directories included; missing is fine.
+
+    # NOTE: iterative and relative to directory fds, never on the Python stack
+    # and never by full path: a step's output may nest thousands of levels
+    # (shutil.rmtree and Python 3.11's os.walk recurse: RecursionError; long
+    # paths: ENAMETOOLONG). It holds one fd at a time, moving up with "..",
+    # and checks on the way up that ".." is the directory it came from.
+    """
+    path_b = os.fsencode(path)
+    try:
+        st = os.lstat(path_b)
     except FileNotFoundError:
         return
     if not stat.S_ISDIR(st.st_mode):
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+            os.unlink(path_b)
         return
-    # Checkouts and step outputs contain read-only (0555) directories; unlinking
-    # their entries needs u+w, so open them up top-down before removing.
-    if st.st_mode & 0o700 != 0o700:
-        with contextlib.suppress(OSError):
-            os.chmod(path, 0o700)
-    for dirpath, dirnames, _ in os.walk(path):
-        for name in dirnames:
-            child = os.path.join(dirpath, name)
-            with contextlib.suppress(OSError):
-                if os.lstat(child).st_mode & 0o700 != 0o700:
-                    os.chmod(child, 0o700)
+    parent, base = os.path.split(os.path.normpath(os.path.abspath(path_b)))
+    top_fd = os.open(parent, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    # The stack: per directory entered, (its name, its parent's (dev, ino), subdirs still to remove).
+    fd = top_fd
+    stack: list[tuple[bytes, tuple[int, int], list[bytes]]] = []
+    try:
+        pending = [base]
+        while True:
+            if pending:
+                name = pending.pop()
+                here = os.fstat(fd)
+                try:
+                    child = _open_dir(name, fd)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                stack.append((name, (here.st_dev, here.st_ino), pending))
+                if fd != top_fd:
+                    os.close(fd)
+                fd = child
+                pending = _empty_dir(fd)
+                continue
+            if not stack:
+                return
+            name, parent_id, pending = stack.pop()
+            if stack:
+                up = os.open(b"..", _DIR_FLAGS, dir_fd=fd)
+                seen = os.fstat(up)
+                if (seen.st_dev, seen.st_ino) != parent_id:
+                    os.close(up)
+                    msg = f"directory moved while it was being removed: {show_path(path_b)}"
+                    raise OSError(errno.ESTALE, msg)
+            else:
+                up = top_fd
+            os.close(fd)
+            fd = up
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(name, dir_fd=fd)
+    finally:
+        if fd != top_fd:
+            os.close(fd)
+        os.close(top_fd)
 
-    def missing_ok(func: object, failed: str, exc_info: tuple[type, BaseException, object]) -> None:
-        if not isinstance(exc_info[1], FileNotFoundError):
-            raise exc_info[1]
 
-    shutil.rmtree(path, onerror=missing_ok)
+def walk_files(path: str | bytes) -> Iterator[tuple[bytes, os.stat_result]]:
+    """Every non-directory below ``path`` with its lstat, iteratively (any depth), links not followed."""
+    pending = [os.fsencode(path)]
+    while pending:
+        directory = pending.pop()
+        try:
+            it = os.scandir(directory)
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(entry.path)
+                else:
+                    yield entry.path, st
 
 
 def process_start_time(pid: int) -> int | None:

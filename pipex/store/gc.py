@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pipex.errors import StoreCorruptError, StoreError
 from pipex.store import locks
-from pipex.store._fs import fsync_dir, rmtree, store_errors
+from pipex.store._fs import fsync_dir, rmtree, store_errors, walk_files
 from pipex.store.objects import is_oid
 from pipex.store.refs import REF_KINDS, read_link
 from pipex.store.runs import RunNotFoundError, load_meta
@@ -128,12 +128,7 @@ def _mark(store: Store, live_runs: set[str]) -> tuple[set[str], set[str]]:
 
 
 def _dir_bytes(path: str) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
+    return sum(st.st_size for _, st in walk_files(path))
 
 
 def _sweep_objects(directory: Path, prefix: str, live: set[str], trash: str | None) -> tuple[int, int, int]:

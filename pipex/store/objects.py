@@ -83,6 +83,27 @@ def hash_file(path: str | os.PathLike[str] | bytes) -> str:
         os.close(fd)
 
 
+def _strip_xattrs(fd: int) -> bool:
+    """Remove every extended attribute of the open file; False if one could not be removed.
+
+    # NOTE: a step runs as root in its container and may set
+    # ``security.capability`` (file capabilities) or an ACL on an output file;
+    # kept on a store object, any local user could run it with those rights.
+    # Like setuid bits, nothing that grants anything survives ingest. When
+    # removal is refused, the caller copies the bytes into a fresh inode.
+    """
+    try:
+        names = os.listxattr(fd)
+    except OSError as error:
+        return error.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)  # no xattrs on this filesystem
+    for name in names:
+        try:
+            os.removexattr(fd, name)
+        except OSError:
+            return False
+    return True
+
+
 class TmpDir(Protocol):
     """Where temp files go: ``get()`` returns this process's private dir under staging/."""
 
@@ -138,7 +159,7 @@ class ObjectDB:
             if not stat.S_ISREG(st.st_mode) or st.st_ino != expected.st_ino or st.st_dev != expected.st_dev:
                 msg = f"output file {os.fsdecode(src)!r} changed while it was being stored"
                 raise StoreError(msg)
-            if copy:
+            if copy or not _strip_xattrs(fd):
                 oid, size = self._copy_in(fd, executable)
             else:
                 oid, size = hash_fd(fd)

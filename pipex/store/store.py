@@ -194,9 +194,13 @@ class Store:
             if owner is None or process_alive(*owner):
                 continue
             self.found_stale_staging = True
-            with contextlib.suppress(OSError):
+            # NOTE: any failure (another user's files, a damaged tree) leaves the
+            # garbage for a later try; a clean-up must never stop the store opening.
+            try:
                 rmtree(self.root / "staging" / name)
-                removed += 1
+            except Exception:  # noqa: BLE001 - see above
+                continue
+            removed += 1
         return removed
 
     @contextlib.contextmanager
@@ -211,7 +215,7 @@ class Store:
             # NOTE: files another user (a container's root) left behind cannot be
             # removed by us; they stay as staging garbage rather than turning a
             # finished build into a traceback. Store.open retries once we are gone.
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(Exception):
                 rmtree(path)
 
     def _tmpdir(self) -> str:

@@ -182,6 +182,7 @@ def check_link(root: bytes, relpath: bytes, target: bytes) -> None:
     todo = list(reversed(target.split(b"/")))
     exists = True
     hops = 0
+    seen: set[tuple[tuple[bytes, ...], tuple[bytes, ...]]] = set()
     while todo:
         part = todo.pop()
         if part in (b"", b"."):
@@ -201,6 +202,12 @@ def check_link(root: bytes, relpath: bytes, target: bytes) -> None:
             exists = False  # dangling inside the output is harmless
             continue
         if stat.S_ISLNK(st.st_mode):
+            state = (tuple(parts), tuple(todo))
+            if state in seen:
+                # A true cycle (a -> b -> a): the kernel answers ELOOP and the
+                # link never resolves, let alone leaves the output. Keep it.
+                return
+            seen.add(state)
             hops += 1
             if hops > _MAX_LINK_HOPS:
                 raise refuse("loops")

@@ -68,8 +68,8 @@ def _doc(step: Step, **overrides: object) -> dict:
 
 
 # Golden values: a change here changes every user's fingerprints -> bump FORMAT_VERSION.
-GOLDEN_FINGERPRINT = "6b0bd5f5353d5b6bf311d5798d3e3088"
-GOLDEN_TREE = "2dd4bdfc446340f59b21cc687f7cc9ec"
+GOLDEN_FINGERPRINT = "f129b302004364925f6a1e0b2f4a310e"  # format 2
+GOLDEN_TREE = "6ce1af36c8a9f3a1308b7e2ec2e7d8a1"  # format 2: directories listed
 
 
 def test_canonical_json_sorts_keys_without_whitespace_in_utf8() -> None:
@@ -205,7 +205,7 @@ def test_hash_file_matches_the_store_object_id(tmp_path: Path) -> None:
 def test_golden_tree_hash(tmp_path: Path) -> None:
     root = _project(tmp_path / "p")
     tree = HostHasher(root, None).hash_tree("data")
-    assert sorted(tree.files) == ["data/a.csv", "data/sub/b.csv"]
+    assert sorted(tree.files) == ["data/a.csv", "data/sub", "data/sub/b.csv"]
     assert tree.tree_hash == GOLDEN_TREE
 
 
@@ -356,3 +356,15 @@ def test_a_cache_of_the_wrong_shape_is_ignored(tmp_path: Path) -> None:
     (cache_file,) = (tmp_path / "statcache").glob("*.marshal")
     cache_file.write_bytes(fp_module._STATCACHE_MAGIC + marshal.dumps({"data": ("x", 1)}))
     assert HostHasher(root, tmp_path / "statcache").hash_tree("data") == tree
+
+
+def test_adding_an_empty_directory_changes_the_tree_hash(tmp_path: Path) -> None:
+    root = _project(tmp_path / "p")
+    hasher = HostHasher(root, tmp_path / "cache")
+    before = hasher.hash_tree("data").tree_hash
+    (root / "data" / "empty").mkdir()
+    after = hasher.hash_tree("data")
+    assert after.tree_hash != before
+    assert after.files["data/empty"] == "d:"
+    (root / "data" / "empty").rmdir()
+    assert hasher.hash_tree("data").tree_hash == before

@@ -19,7 +19,7 @@ def test_a_single_step_file_loads_with_paths_relative_to_it(tmp_path: Path) -> N
     (tmp_path / "s.env").write_text("A=1\n")
     (tmp_path / "step.yaml").write_text("id: x\nimage: busybox\ncmd: echo hi\nenvFile: s.env\n")
     step, root = _load(tmp_path / "step.yaml")
-    assert (step.id, step.cmd, dict(step.env), root) == ("x", ("sh", "-c", "echo hi"), {"A": "1"}, tmp_path.resolve())
+    assert (step.id, step.cmd, dict(step.env), root) == ("x", ("sh", "-e", "-c", "echo hi"), {"A": "1"}, tmp_path.resolve())
 
 
 def test_errors_in_a_single_step_file_point_at_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

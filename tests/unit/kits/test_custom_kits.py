@@ -66,7 +66,7 @@ def test_alias_with_default_params_and_image(project: Callable[..., Path]) -> No
     )
     step = load_pipeline().steps[0]
     assert step.image == "python:3.11-slim"
-    assert step.setup is not None and "pytest" in step.setup.cmd[2]
+    assert step.setup is not None and "pytest" in step.setup.cmd[-1]
     assert step.kit == "py311"
 
 

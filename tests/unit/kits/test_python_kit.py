@@ -92,7 +92,7 @@ def test_python_step_through_the_loader(project: Callable[..., Path]) -> None:
     )
     step = load_pipeline().steps[0]
     assert step.image == "pipex-test/python:3"
-    assert step.cmd == ("sh", "-c", "cd /src && exec python3 a.py")
+    assert step.cmd == ("sh", "-e", "-c", "cd /src && exec python3 a.py")
     assert step.mounts == (PathMapping("src", "/src"),)
     assert step.setup is not None and step.setup.caches == (CacheSpec("pip-cache", "/root/.cache/pip", True),)
     assert dict(step.env) == {"PYTHONUNBUFFERED": "0", "PYTHONDONTWRITEBYTECODE": "1"}

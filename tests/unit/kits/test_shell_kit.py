@@ -47,7 +47,7 @@ def test_shell_step_through_the_loader(project: Callable[..., Path]) -> None:
         }
     )
     step = load_pipeline().steps[0]
-    assert (step.image, step.cmd, step.kit) == ("pipex-test/busybox:1", ("sh", "-c", "echo hi"), "shell")
+    assert (step.image, step.cmd, step.kit) == ("pipex-test/busybox:1", ("sh", "-e", "-c", "echo hi"), "shell")
     assert step.setup is not None and step.setup.allow_network
     assert CacheSpec("apt-cache", "/var/cache/apt", True) in step.setup.caches
     assert step.allow_network is False

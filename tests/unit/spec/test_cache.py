@@ -48,7 +48,7 @@ def test_edited_file_invalidates(project: Callable[..., Path], counted: list[str
     root = project({"pipeline.yaml": PIPELINE, "data/x": "1"})
     load_pipeline()
     (root / "pipeline.yaml").write_text(PIPELINE.replace("echo", "echo edited"))
-    assert load_pipeline().steps[0].cmd == ("sh", "-c", "echo edited")
+    assert load_pipeline().steps[0].cmd == ("sh", "-e", "-c", "echo edited")
     assert len(counted) == 2
 
 

@@ -31,12 +31,12 @@ def test_full_fixture_loads_every_field(full: Path) -> None:
     assert pipeline.file == full / "pipeline.yaml"
     assert pipeline.step_ids == ("fetch-data", "build", "fetch-data-2", "tool")
     fetch = pipeline.step("fetch-data")
-    assert fetch.cmd == ("sh", "-c", "echo hi > /output/a.txt")
+    assert fetch.cmd == ("sh", "-e", "-c", "echo hi > /output/a.txt")
     assert (fetch.allow_network, fetch.timeout_sec, fetch.retries, fetch.retry_delay_ms) == (True, 30.0, 2, 100)
     build = pipeline.step("build")
     assert build.cmd == ("make", "-C", "/src")
     assert build.setup is not None
-    assert build.setup.cmd == ("sh", "-c", "apk add make")
+    assert build.setup.cmd == ("sh", "-e", "-c", "apk add make")
     assert build.setup.caches == (CacheSpec("apk", "/var/cache/apk", True),)
     assert build.setup.allow_network is True
     assert build.inputs == (InputRef("fetch-data"), InputRef("fetch-data-2", copy_to_output=True, optional=True))
@@ -165,7 +165,7 @@ def test_user_fields_merge_over_kit_defaults(project: Callable[..., Path]) -> No
     )
     step = load_pipeline().steps[0]
     assert step.setup is not None
-    assert step.setup.cmd[2].endswith("\necho extra")
+    assert step.setup.cmd[-1].endswith("\necho extra")
     assert step.setup.caches == (CacheSpec("pip-cache", "/pip", True),)
     assert step.setup.allow_network is True
     assert step.caches == (CacheSpec("data", "/data"),)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from store_helpers import write_tree
 
-from pipex.store import Store, gc, verify
+from pipex.store import Store
+from pipex.store.gc import gc
+from pipex.store.verify import verify
 
 SPECS = [
     {

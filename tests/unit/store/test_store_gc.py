@@ -9,7 +9,9 @@ import time
 import pytest
 
 from pipex.errors import StoreCorruptError, StoreError
-from pipex.store import Store, gc, prune, verify
+from pipex.store import Store
+from pipex.store.gc import gc, prune
+from pipex.store.verify import verify
 
 
 def _objects(store: Store) -> set[str]:

@@ -175,7 +175,7 @@ def test_rename_refused_falls_back_to_copy(store: Store, make_output, monkeypatc
 def test_disk_full_during_ingest_is_one_line_error_and_store_stays_valid(
     store: Store, make_output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipex.store import verify
+    from pipex.store.verify import verify
     from pipex.store import store as store_module
 
     def full(*args, **kwargs):
@@ -246,7 +246,7 @@ def test_encode_sorts_by_path_bytes() -> None:
 def test_disk_full_while_copying_an_object_leaves_no_partial_object(
     store: Store, make_output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipex.store import verify
+    from pipex.store.verify import verify
 
     out = make_output({"big": b"x" * 300_000})
     store._dev = -1  # copy path

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipex.store import ProblemKind, Store, verify
+from pipex.store import ProblemKind, Store
+from pipex.store.verify import verify
 
 
 def _build(store: Store, make_output, run_id: str, spec: dict, step: str = "s") -> str:
