@@ -16,6 +16,14 @@ from pipex.store.gc import gc
 from pipex.store.verify import verify
 
 
+@pytest.fixture(autouse=True)
+def _remove_deep_trees(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """pytest removes old temp dirs with shutil.rmtree, which recurses: leave nothing deep behind."""
+    yield
+    for child in tmp_path.iterdir():
+        rmtree(child)
+
+
 def _deep(root: Path, levels: int, name: bytes = b"d") -> None:
     """``levels`` nested directories under ``root`` (made through dir fds: no path length limit), a file in each."""
     root.mkdir(parents=True, exist_ok=True)
