@@ -439,7 +439,8 @@ class Runner:
             "files": ingested.files,
             "pipex_version": __version__,
         }
-        self.store.record_run(run_id, meta, logs)
+        # A forced run *becomes* the step's run, even where one of its fingerprint exists.
+        self.store.record_run(run_id, meta, logs, replace=succeeded and self.options.forced(step.id))
         duration_ms = meta["duration_ms"]
         if succeeded:
             self.store.set_ref(self.workspace, step.id, run_id)

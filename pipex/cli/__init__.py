@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from typing import Any
 
 import typer
 
@@ -97,20 +99,71 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _click_exceptions() -> Any:
+    """The click exception module typer uses (its own fork since typer 0.20, click before)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # an older typer on plain click
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
+def _usage_line(error: Exception) -> str:
+    """A click usage error as the one documented ``pipex: …`` line, with where to read more."""
+    message = error.format_message() if hasattr(error, "format_message") else str(error)
+    ctx = getattr(error, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"pipex: {' '.join(message.split())}{where}"
+
+
+def _quiet_streams() -> None:
+    """After stdout failed (a full disk, a closed pipe), keep Python's exit flush from printing a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout,):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    os.close(devnull)
+
+
 def main() -> None:
     """Console entry point: run the app, turning PipexError into its exit code."""
+    click_errors = _click_exceptions()
     _register_commands()
     # SIGTERM means what Ctrl-C means, in every phase: a build replaces this
     # handler while steps run; before that (loading, waiting for a lock) the
     # default action would kill pipex with no message and status 143.
     signal.signal(signal.SIGTERM, _terminate)
+    # SIGHUP (the terminal closed) too: the build stops and removes its containers.
+    signal.signal(signal.SIGHUP, _terminate)
     try:
-        app(args=normalise_argv(sys.argv[1:]), prog_name="pipex", standalone_mode=True)
+        code = app(args=normalise_argv(sys.argv[1:]), prog_name="pipex", standalone_mode=False)
+        sys.stdout.flush()
     except PipexError as error:
         if os.environ.get("PIPEX_DEBUG"):
             raise
         report_error(error)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
+    except click_errors.NoArgsIsHelpError as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click_errors.UsageError as error:
+        typer.echo(_usage_line(error), err=True)
+        sys.exit(2)
+    except click_errors.ClickException as error:
+        typer.echo(f"pipex: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("pipex: interrupted", err=True)
         sys.exit(130)
+    except OSError as error:
+        # Writing our own output failed: `pipex build > /dev/full`, a closed pipe.
+        if os.environ.get("PIPEX_DEBUG"):
+            raise
+        _quiet_streams()
+        reason = error.strerror or str(error)
+        with contextlib.suppress(OSError):
+            typer.echo(f"pipex: cannot write the output: {reason}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -16,6 +16,7 @@ from pipex.errors import StoreError
 __all__ = [
     "fsync_dir",
     "syncfs",
+    "exchange",
     "write_atomic",
     "write_temp",
     "rmtree",
@@ -38,6 +39,44 @@ def _libc_syncfs() -> object | None:
     except OSError:  # pragma: no cover - no libc (not Linux)
         return None
     return getattr(libc, "syncfs", None)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@functools.cache
+def _libc_renameat2() -> object | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    except OSError:  # pragma: no cover - no libc
+        return None
+    return getattr(libc, "renameat2", None)
+
+
+def exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> None:
+    """Swap the names ``a`` and ``b`` atomically (``renameat2(RENAME_EXCHANGE)``).
+
+    A reader sees the old or the new one under each name, never neither.
+    Where the kernel or filesystem lacks it, falls back to two renames
+    (``b`` is briefly absent), raising nothing new.
+    """
+    call = _libc_renameat2()
+    if call is not None:
+        import ctypes
+
+        if call(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:  # type: ignore[operator]
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), os.fsdecode(a))
+    aside = f"{os.fsdecode(a)}.old"
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
 
 
 def fsync_dir(path: str | bytes | os.PathLike[str]) -> None:

@@ -41,6 +41,7 @@ from pipex.errors import StoreCorruptError, StoreError
 from pipex.store import locks
 from pipex.store._fs import (
     copy_fd,
+    exchange,
     fsync_dir,
     process_alive,
     process_start_time,
@@ -446,11 +447,13 @@ class Store:
         """True if run ``run_id`` exists, its meta.json reads and its output tree is present."""
         return self._run_sound(run_id)
 
-    def record_run(self, run_id: str, meta: dict[str, Any], logs_dir: Path | None) -> RunRecord:
+    def record_run(self, run_id: str, meta: dict[str, Any], logs_dir: Path | None, *, replace: bool = False) -> RunRecord:
         """Store a run: meta.json plus the ``*.log`` files moved from ``logs_dir``.
 
         Assembled in staging and renamed into runs/<run_id>; if a sound run of
-        that id exists it is kept (and returned) and nothing is moved.
+        that id exists it is kept (and returned) and nothing is moved, unless
+        ``replace`` (a forced run), which swaps the new run in atomically: a
+        reader sees the old or the new record, never a mix or neither.
         """
         check_run_id(run_id)
         tree = meta.get("output_tree")
@@ -464,7 +467,7 @@ class Store:
             raise StoreError(msg) from None
         dest = self.run_path(run_id)
         with self.shared_lock(), store_errors(f"cannot record run {run_id}"):
-            if self._run_sound(run_id):
+            if not replace and self._run_sound(run_id):
                 return self.read_run(run_id)
             tmp = Path(tempfile.mkdtemp(prefix=f"run-{owner_token()}-", dir=self.root / "staging"))
             try:
@@ -477,6 +480,10 @@ class Store:
                     with contextlib.suppress(FileExistsError):
                         os.close(os.open(tmp / f"{stream}.log", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
                 syncfs(tmp)  # meta and logs durable before the run's name appears (one commit)
+                if replace and dest.is_dir():
+                    exchange(tmp, dest)  # tmp now holds the old run, removed below
+                    fsync_dir(dest.parent)
+                    return self.read_run(run_id)
                 if dest.exists():
                     # A damaged run of this id (checked above): move it aside, keep the new one.
                     rmtree(self._retire(dest))

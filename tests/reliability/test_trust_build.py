@@ -1,0 +1,108 @@
+"""Promises of a build that outside probing broke (issue 10): forced runs, strict shell, empty dirs, missing images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import BUSYBOX, assert_one_line_errors, run_pipex, verify_store, write_project
+
+pytestmark = pytest.mark.docker
+
+STAMPED = f"""\
+id: forced
+steps:
+  - id: gen
+    image: {BUSYBOX}
+    cmd: cat /proc/sys/kernel/random/uuid | tee /output/stamp
+  - id: use
+    image: {BUSYBOX}
+    inputs: [{{step: gen}}]
+    cmd: cp /input/gen/stamp /output/seen
+"""
+
+
+def _cat(project: Path, store: Path, step: str, path: str) -> str:
+    done = run_pipex("cat", "forced", step, path, store=store, cwd=project)
+    assert done.proc.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_forced_run_becomes_the_steps_run_for_cat_logs_dependants_and_the_next_build(tmp_path: Path, store: Path) -> None:
+    project = write_project(tmp_path / "p", STAMPED)
+    assert run_pipex("build", store=store, cwd=project).proc.returncode == 0
+    first = _cat(project, store, "gen", "stamp")
+
+    forced = run_pipex("build", "--force=gen", "--json", store=store, cwd=project)
+    assert forced.proc.returncode == 0, forced.stderr
+    second = _cat(project, store, "gen", "stamp")
+    assert second != first, "cat shows the old output after --force"
+    assert _cat(project, store, "use", "seen") == second, "the dependant saw another output than the step's run"
+    logs = run_pipex("logs", "forced", "gen", "--stream", "stdout", store=store, cwd=project)
+    assert second.strip() in logs.stdout and first.strip() not in logs.stdout, logs.stdout
+    finished = {e["step"]: e for e in forced.events.of("STEP_FINISHED")}
+    inspected = json.loads(run_pipex("inspect", "forced", "gen", "--json", store=store, cwd=project).stdout)
+    assert finished["gen"]["tree"] == inspected["output_tree"], (finished["gen"], inspected)
+
+    again = run_pipex("build", "--json", store=store, cwd=project)
+    assert again.events.steps("STEP_CACHED") == {"gen", "use"}
+    assert _cat(project, store, "gen", "stamp") == second
+    verify_store(store)
+
+
+def test_a_string_command_stops_at_its_first_failing_line(tmp_path: Path, store: Path) -> None:
+    project = write_project(
+        tmp_path / "p",
+        f"""\
+        id: strict
+        steps:
+          - id: s
+            image: {BUSYBOX}
+            cmd: |
+              false
+              echo fine > /output/ok
+        """,
+    )
+    done = run_pipex("build", "--json", store=store, cwd=project)
+    assert done.proc.returncode == 1, done.stderr
+    assert done.events.steps("STEP_FAILED") == {"s"}
+    plan = run_pipex("plan", "--json", store=store, cwd=project)
+    assert "cached" not in plan.stdout.split('"s"', 1)[-1].split("}", 1)[0]
+
+
+def test_adding_an_empty_directory_to_a_mount_reruns_the_step(tmp_path: Path, store: Path) -> None:
+    project = write_project(
+        tmp_path / "p",
+        f"""\
+        id: dirs
+        steps:
+          - id: s
+            image: {BUSYBOX}
+            mounts: [{{host: data, container: /data}}]
+            cmd: ls /data > /output/listing
+        """,
+        {"data/a.txt": "a"},
+    )
+    assert run_pipex("build", store=store, cwd=project).proc.returncode == 0
+    (project / "data" / "empty").mkdir()
+    again = run_pipex("build", "--json", store=store, cwd=project)
+    assert again.events.steps("STEP_FINISHED") == {"s"}
+    listing = run_pipex("cat", "dirs", "s", "listing", store=store, cwd=project).stdout
+    assert "empty" in listing
+
+
+def test_build_output_to_a_full_device_is_one_line(tmp_path: Path, store: Path) -> None:
+    project = write_project(tmp_path / "p", f"id: full\nsteps:\n  - {{id: s, image: {BUSYBOX}, cmd: 'true'}}\n")
+    with open("/dev/full", "w") as full:
+        import subprocess
+        import sys
+
+        done = subprocess.run(
+            [sys.executable, "-m", "pipex", "build", "--json"],
+            cwd=project, env={**__import__("os").environ, "PIPEX_STORE": str(store)},
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )
+    assert done.returncode == 2, done.stderr
+    assert_one_line_errors(done.stderr)
