@@ -349,11 +349,12 @@ def remove_step(workspace: str, step: str, *, store: Any = None) -> Any:
     return remove(_opened(store), workspace, step)
 
 
-def clean(*, store: Any = None, collect: bool = True) -> Any:
-    """Remove every workspace, then gc; refused while a live build holds any workspace."""
+def clean(*, store: Any = None, collect: bool = True, project_root: Path | str | None = None) -> Any:
+    """Remove the workspaces of ``project_root`` (None: all of the store), then gc; refused while a live build holds one."""
     from pipex.workspace import clean as clean_store
 
-    return clean_store(_opened(store), collect=collect)
+    root = Path(project_root) if project_root is not None else None
+    return clean_store(_opened(store), collect=collect, project_root=root)
 
 
 def exec_step(file: Path | str, workspace: str | None = None, **options: Any) -> Any:

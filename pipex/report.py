@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -11,7 +12,42 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, TextIO
 
-__all__ = ["EventKind", "Event", "EventSink", "JsonRenderer", "ConsoleRenderer", "LiveRenderer", "make_renderer", "format_size", "format_duration"]
+__all__ = ["terminal_safe", "TerminalSafeWriter", "EventKind", "Event", "EventSink", "JsonRenderer", "ConsoleRenderer", "LiveRenderer", "make_renderer", "format_size", "format_duration"]
+
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidi overrides
+# that reorder what a reader sees ("Trojan source").
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control sequences made visible (``\\x1b[2J``), so a step's output cannot drive the terminal."""
+    return _UNSAFE.sub(_visible, text)
+
+
+class TerminalSafeWriter:
+    """Writes a step's raw output bytes to a terminal, escaping control sequences (UTF-8 split across chunks is kept)."""
+
+    def __init__(self, out: Any) -> None:
+        import codecs
+
+        self._out = out
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def write(self, chunk: bytes, *, final: bool = False) -> None:
+        """Escape and write ``chunk``; ``final`` flushes a trailing partial character."""
+        text = self._decoder.decode(chunk, final=final)
+        self._out.write(terminal_safe(text.replace("\r\n", "\n")).encode("utf-8"))
+        self._out.flush()
+
+    def flush(self) -> None:
+        """Flush the terminal stream."""
+        self._out.flush()
 
 
 class EventKind(str, Enum):
@@ -87,6 +123,14 @@ def format_size(n: int | None) -> str:
     return f"{n} B"
 
 
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return terminal_safe(value)
+    if isinstance(value, list):
+        return [_safe_value(v) for v in value]
+    return value
+
+
 class ConsoleRenderer:
     """Human output: one line per finished, cached, skipped or failed step.
 
@@ -111,7 +155,9 @@ class ConsoleRenderer:
             self._stream.flush()
 
     def __call__(self, event: Event) -> None:
-        kind, data, step = event.kind, event.data, event.step
+        kind, step = event.kind, event.step
+        # Lines, reasons and log tails carry a step's own output: never raw to a terminal.
+        data = {key: _safe_value(value) for key, value in event.data.items()}
         if kind is EventKind.STEP_LOG:
             if self._verbose:
                 self._line(f"{self._paint(f'[{step}]', 'cyan')} {data.get('line', '')}")

@@ -28,6 +28,7 @@ __all__ = [
     "remove_workspaces",
     "remove_step",
     "clean",
+    "project_workspaces",
 ]
 
 
@@ -139,12 +140,23 @@ def remove_step(store: Any, workspace: str, step: str) -> RemoveReport:
     return RemoveReport(workspaces=(), refs=tuple(removed))
 
 
-def clean(store: Any, *, collect: bool = True) -> RemoveReport:
-    """Remove every workspace of the store, then (``collect``) gc what nothing references any more.
+def project_workspaces(store: Any, project_root: Path) -> list[str]:
+    """The workspaces whose recorded project root is ``project_root`` or a directory inside it."""
+    root = project_root.resolve()
+    mine = []
+    for name in store.workspaces():
+        recorded = store.workspace_project_root(name)
+        if recorded is not None and (recorded == root or root in recorded.parents):
+            mine.append(name)
+    return mine
 
-    Refuses, removing nothing, while a live build holds any workspace.
+
+def clean(store: Any, *, collect: bool = True, project_root: Path | None = None) -> RemoveReport:
+    """Remove the workspaces of ``project_root`` (``None``: every workspace of the store), then gc.
+
+    Refuses, removing nothing, while a live build holds any of them.
     """
-    names = store.workspaces()
+    names = store.workspaces() if project_root is None else project_workspaces(store, project_root)
     with idle(store, names, "clean the store"):
         for name in names:
             store.remove_workspace(name)

@@ -154,9 +154,12 @@ def main() -> None:
     except click_errors.ClickException as error:
         typer.echo(f"pipex: {error.format_message()}", err=True)
         sys.exit(error.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
+    except KeyboardInterrupt:
         typer.echo("pipex: interrupted", err=True)
         sys.exit(130)
+    except typer.Abort:  # a confirmation answered no
+        typer.echo("pipex: aborted", err=True)
+        sys.exit(1)
     except OSError as error:
         # Writing our own output failed: `pipex build > /dev/full`, a closed pipe.
         if os.environ.get("PIPEX_DEBUG"):

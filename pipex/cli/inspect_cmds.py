@@ -132,8 +132,17 @@ def _recorded(paths: list[tuple[str, Path]]) -> Any:
             continue
 
 
+_TERMINAL_WRITERS: dict[str, Any] = {}
+
+
 def _raw(stream: str, chunk: bytes) -> None:
     out = sys.stdout if stream == "stdout" else sys.stderr
+    if out.isatty():
+        # A step's output may hold escape sequences: make them visible on a terminal.
+        from pipex.report import TerminalSafeWriter
+
+        _TERMINAL_WRITERS.setdefault(stream, TerminalSafeWriter(out.buffer)).write(chunk)
+        return
     out.buffer.write(chunk)
     out.flush()
 
@@ -232,7 +241,12 @@ def cat_command(
         raise UsageError(msg)
     listing = path is None or json_output or browse.kind_of(opened, tree, path) == "dir"
     if not listing:
-        browse.copy_to(browse.read_file(opened, tree, path or ""), sys.stdout.buffer)
+        target: Any = sys.stdout.buffer
+        if sys.stdout.isatty():
+            from pipex.report import TerminalSafeWriter
+
+            target = TerminalSafeWriter(sys.stdout.buffer)
+        browse.copy_to(browse.read_file(opened, tree, path or ""), target)
         return
     items = browse.list_tree(opened, tree, path or "")
     if json_output:

@@ -50,20 +50,31 @@ def rm_step_command(
 def clean_command(
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     collect: bool = typer.Option(True, "--gc/--no-gc", help="Collect garbage afterwards (default)."),
+    everything: bool = typer.Option(False, "--all", help="Every workspace of the store, of every project."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_output: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
 ) -> None:
-    """Remove every workspace of the store, then collect garbage."""
+    """Remove this project's workspaces (--all: every workspace of the store), then collect garbage.
+
+    Asks first on a terminal; without one, --yes is required.
+    """
     import sys
 
     from pipex import api
     from pipex.cli.store_cmds import _gc_line
+    from pipex.errors import UsageError
+    from pipex.workspace import project_workspaces
 
     opened = open_store(store)
-    names = opened.workspaces()
-    if names and not yes and sys.stdin.isatty():
-        typer.confirm(f"remove {len(names)} workspaces ({', '.join(names)}) from {opened.root}?", abort=True)
-    report = api.clean(store=opened, collect=collect)
+    here = Path.cwd()
+    names = opened.workspaces() if everything else project_workspaces(opened, here)
+    if names and not yes:
+        scope = f"the store at {opened.root}" if everything else f"the store at {opened.root} (the project at {here.resolve()})"
+        if not sys.stdin.isatty():
+            msg = f"clean would remove {len(names)} workspaces ({', '.join(names)}) from {scope}; pass --yes to confirm without a terminal"
+            raise UsageError(msg)
+        typer.confirm(f"remove {len(names)} workspaces ({', '.join(names)}) from {scope}?", abort=True)
+    report = api.clean(store=opened, collect=collect, project_root=None if everything else here)
     if json_output:
         echo_json(report)
         return

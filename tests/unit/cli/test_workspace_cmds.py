@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from conftest import Seeder
+
 from pipex.workspace import lock_name
 
 
@@ -64,14 +66,33 @@ def test_rm_step_refused_while_building_and_unknown_step(pipex, seed) -> None:
     assert unknown.stderr == "pipex: workspace 'demo' has no step 'fetc' (did you mean 'fetch'?); its steps: fetch\n"
 
 
-def test_clean_removes_every_workspace_and_collects(pipex, seed) -> None:
+def test_clean_removes_this_projects_workspaces_and_collects(pipex, seed, tmp_path) -> None:
     run = seed.run("demo", "fetch", {"a": "1"})
     seed.run("other", "x", {"b": "2"})
-    result = pipex("clean", "--json")
+    elsewhere = Seeder(seed.store, tmp_path / "seed2", tmp_path / "another-project")
+    kept = elsewhere.run("theirs", "y", {"c": "3"})
+    result = pipex("clean", "--yes", "--json")
     doc = json.loads(result.stdout)
     assert doc["workspaces"] == ["demo", "other"]
     assert doc["gc"]["runs"] == 2
-    assert seed.store.workspaces() == [] and not seed.store.has_run(run)
+    assert seed.store.workspaces() == ["theirs"] and not seed.store.has_run(run) and seed.store.has_run(kept)
+
+
+def test_clean_all_removes_every_projects_workspaces(pipex, seed, tmp_path) -> None:
+    seed.run("demo", "fetch", {"a": "1"})
+    Seeder(seed.store, tmp_path / "seed2", tmp_path / "another-project").run("theirs", "y", {"c": "3"})
+    result = pipex("clean", "--all", "--yes", "--json")
+    assert json.loads(result.stdout)["workspaces"] == ["demo", "theirs"]
+    assert seed.store.workspaces() == []
+
+
+def test_clean_without_a_terminal_and_without_yes_removes_nothing(pipex, seed) -> None:
+    seed.run("demo", "fetch", {"a": "1"})
+    for args in (("clean",), ("clean", "--all")):
+        result = pipex(*args)
+        assert result.exit_code == 2, result
+        assert "pass --yes to confirm without a terminal" in result.stderr
+    assert seed.store.workspaces() == ["demo"]
 
 
 def test_clean_is_refused_while_any_build_runs(pipex, seed) -> None:
