@@ -178,7 +178,7 @@ def plan(
 
 @contextmanager
 def _signals_cancel(cancel: threading.Event, on_cancel: Any) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``cancel`` and stop containers; restored afterwards."""
+    """SIGINT/SIGTERM/SIGHUP (the terminal closed) set ``cancel`` and stop containers; restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -187,7 +187,7 @@ def _signals_cancel(cancel: threading.Event, on_cancel: Any) -> Iterator[None]:
         cancel.set()
         threading.Thread(target=on_cancel, name="pipex-cancel", daemon=True).start()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

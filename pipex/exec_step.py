@@ -30,6 +30,7 @@ from typing import Any
 
 from pipex.errors import InterruptedBuild, UsageError
 from pipex.report import Event, EventKind, EventSink
+from pipex.store.store import owner_alive
 
 __all__ = ["ExecResult", "load_step", "parse_input", "exec_step"]
 
@@ -214,6 +215,8 @@ def exec_step(
             # NOT runner.executor: creating it removes the workspace's leftovers, which would be a live build's containers.
             executor = make_executor()
             stack.callback(executor.close)
+            # But containers whose starting process is gone (a killed exec --ephemeral) are garbage.
+            executor.remove_leftovers({"pipex.store": str(opened.root)}, _owner_lives)
         else:
             executor = None
         try:
@@ -221,7 +224,7 @@ def exec_step(
                 planner.resolve_images([step])
                 image_id = planner.image_of(step)
                 if image_id is None:
-                    image_id = (executor or runner.executor).ensure_image(step.image)
+                    image_id = (executor or runner.executor).ensure_image(step.image, None, cancel)
                 decided = planner.decide(step.id, input_trees=trees, image_id=image_id)
                 job = RunJob(step, decided.fingerprint or "", dict(decided.document or {}), image_id, trees, "exec")
                 if ephemeral:
@@ -242,6 +245,12 @@ def exec_step(
         raise InterruptedBuild("exec interrupted; nothing was recorded")
     outcome = {StepOutcome.SUCCEEDED: "succeeded", StepOutcome.CACHED: "cached"}.get(result.outcome, "failed")
     return ExecResult(step.id, outcome, result.exit_code, result.run_id, result.tree_id, result.reason)
+
+
+def _owner_lives(labels: Any) -> bool:
+    """Spare containers whose starting process lives, and those of older pipex (no owner label)."""
+    owner = labels.get("pipex.owner")
+    return not owner or owner_alive(owner)
 
 
 def _stop(runner: Any, executor: Any) -> None:

@@ -194,6 +194,8 @@ class ConsoleRenderer:
             if data.get("logTail"):
                 for line in data["logTail"]:
                     self._line(f"        {self._paint('|', 'dim')} {line}")
+            if data.get("logs"):
+                self._line(f"        {self._paint('the whole log:', 'dim')} {data['logs']}")
         elif kind is EventKind.PIPELINE_FINISHED:
             self._line(
                 self._paint(

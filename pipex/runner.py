@@ -20,11 +20,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+import xxhash
+
 from pipex import __version__
-from pipex.errors import PipexError, StoreError
+from pipex.errors import InterruptedBuild, PipexError, StoreError
 from pipex.report import Event, EventKind, EventSink
 from pipex.spec.model import Pipeline, Step
 from pipex.store._fs import rmtree
+from pipex.store.store import owner_alive, owner_token
 
 __all__ = ["StepOutcome", "StepResult", "BuildResult", "BuildOptions", "RunJob", "StepInterrupted", "Runner"]
 
@@ -152,14 +155,23 @@ class Runner:
         with self._executor_lock:
             if self._executor is None:
                 self._executor = self._executor_factory()
-                removed = self._executor.remove_leftovers(
-                    {"pipex.store": str(self.store.root), "pipex.workspace": self.workspace}
-                )
+                removed = self._executor.remove_leftovers({"pipex.store": str(self.store.root)}, self._not_a_leftover)
                 if removed:
                     # A killed build's container was still writing into its staging
                     # dir when Store.open swept it; now that it is gone, sweep again.
                     self.store.clear_stale_staging()
             return self._executor
+
+    def _not_a_leftover(self, labels: Mapping[str, str]) -> bool:
+        """Spare a container of this store whose starting process lives (any workspace's).
+
+        Containers of older pipex versions carry no owner: only this
+        workspace's are ours to judge (a build holds the workspace lock).
+        """
+        owner = labels.get("pipex.owner")
+        if owner:
+            return owner_alive(owner)
+        return labels.get("pipex.workspace") != self.workspace
 
     @property
     def executor_started(self) -> bool:
@@ -175,7 +187,7 @@ class Runner:
                 def progress(status: str) -> None:
                     self.sink(Event(EventKind.IMAGE_PULL, data={"image": ref, "status": status}))
 
-                self._image_ids[ref] = self.executor.ensure_image(ref, progress)
+                self._image_ids[ref] = self.executor.ensure_image(ref, progress, self.cancel)
                 self.sink(Event(EventKind.IMAGE_PULL, data={"image": ref, "status": "ready", "done": True}))
             return self._image_ids[ref]
 
@@ -202,9 +214,12 @@ class Runner:
                             decided = self._decide(step, plans[step_id], results)
                             if isinstance(decided, StepResult):
                                 self._finish(decided, results)
+                                if self._stops_the_build(decided):
+                                    stopped_by = step_id
+                                    break
                             else:
                                 ready.append(decided)
-                    while ready and len(running) < self.options.concurrency:
+                    while ready and len(running) < self.options.concurrency and stopped_by is None:
                         job = ready.pop(0)
                         self.sink(Event(EventKind.STEP_STARTING, job.step.id, {"reason": job.reason, "fingerprint": job.fingerprint}))
                         running[pool.submit(self.execute, job)] = job.step.id
@@ -224,12 +239,7 @@ class Runner:
                     step_id = running.pop(future)
                     result = self._collect(future, step_id)
                     self._finish(result, results)
-                    if (
-                        result.outcome is StepOutcome.FAILED
-                        and not result.allow_failure
-                        and not self.options.keep_going
-                        and not self.cancel.is_set()
-                    ):
+                    if self._stops_the_build(result):
                         stopped_by = step_id
         interrupted = self.cancel.is_set()
         for step_id in waiting:
@@ -250,6 +260,15 @@ class Runner:
         self._remove_killed_builds_containers()
         self.sink(Event(EventKind.PIPELINE_FINISHED if build.ok else EventKind.PIPELINE_FAILED, data=summary))
         return build
+
+    def _stops_the_build(self, result: StepResult) -> bool:
+        """make's rule: the first failure stops the build unless -k (allowed failures never do)."""
+        return (
+            result.outcome is StepOutcome.FAILED
+            and not result.allow_failure
+            and not self.options.keep_going
+            and not self.cancel.is_set()
+        )
 
     def _remove_killed_builds_containers(self) -> None:
         """A killed build left staging behind: remove its containers even if nothing ran.
@@ -272,9 +291,41 @@ class Runner:
         except PipexError as error:
             # An error outside the step's command (refused output, full disk, engine
             # gone) is still a step failure: say which step and why.
-            reason = str(error).splitlines()[0]
-            self.sink(Event(EventKind.STEP_FAILED, step_id, {"reason": reason, "exitCode": None}))
-            return StepResult(step_id, StepOutcome.FAILED, reason=reason)
+            return self.fail_outside_command(self.pipeline.step(step_id), error)
+
+    def fail_outside_command(self, step: Step, error: PipexError, fingerprint: str | None = None) -> StepResult:
+        """A step that failed before or around its command (no image, engine gone): record, report, return it.
+
+        Recorded as a failed run (best effort: the store may be what failed),
+        so ``show`` and ``logs`` know about it, with its STEP_FAILED event.
+        """
+        reason = str(error).splitlines()[0]
+        now = time.time()
+        key = fingerprint or xxhash.xxh3_128_hexdigest(f"{self.workspace}/{step.id}".encode())
+        run_id = f"{key}-failed-{int(now * 1000)}"
+        meta = {
+            "step": step.id, "workspace": self.workspace, "status": "failed", "fingerprint": fingerprint,
+            "image_ref": step.image, "cmd": list(step.cmd), "exit_code": None, "message": reason,
+            "started_at": now, "finished_at": now, "duration_ms": 0, "attempts": 0, "retries": step.retries,
+            "output_tree": None, "bytes": 0, "files": 0, "pipex_version": __version__,
+        }
+        recorded: str | None = run_id
+        try:
+            self.store.record_run(run_id, meta, None)
+            self.store.set_ref(self.workspace, step.id, run_id, kind="failed")
+        except PipexError:
+            recorded = None
+        self.sink(
+            Event(
+                EventKind.STEP_FAILED,
+                step.id,
+                {"runId": recorded, "reason": reason, "exitCode": None, "allowFailure": step.allow_failure, "logs": self._logs_hint(step)},
+            )
+        )
+        return StepResult(step.id, StepOutcome.FAILED, recorded, reason=reason, allow_failure=step.allow_failure)
+
+    def _logs_hint(self, step: Step) -> str:
+        return f"pipex logs {self.workspace} {step.id}"
 
     def _finish(self, result: StepResult, results: dict[str, StepResult]) -> None:
         results[result.step_id] = result
@@ -312,7 +363,13 @@ class Runner:
                 return StepResult(step.id, StepOutcome.SKIPPED, reason=f"input '{ref.step}' {state}")
         if step_plan.status is StepStatus.CACHED:
             return self.reuse(step, step_plan.run_id, step_plan.output_tree)
-        image_id = self.planner.image_of(step) or self._image_id(step.image)
+        try:
+            image_id = self.planner.image_of(step) or self._image_id(step.image)
+        except (StepInterrupted, InterruptedBuild):
+            return StepResult(step.id, StepOutcome.SKIPPED, reason="build interrupted")
+        except PipexError as error:
+            # A missing or unpullable image fails this step only: -k goes on.
+            return self.fail_outside_command(step, error)
         decided = self.planner.decide(step.id, input_trees=input_trees, image_id=image_id)
         if decided.status is StepStatus.CACHED:
             return self.reuse(step, decided.run_id, decided.output_tree)
@@ -464,7 +521,10 @@ class Runner:
                     "reason": reason,
                     "durationMs": duration_ms,
                     "allowFailure": step.allow_failure,
-                    "logTail": _tail(self.store.run_path(run_id) / "stderr.log"),
+                    # The error is where the step printed it: stderr, else stdout.
+                    "logTail": _tail(self.store.run_path(run_id) / "stderr.log")
+                    or _tail(self.store.run_path(run_id) / "stdout.log"),
+                    "logs": self._logs_hint(step),
                 },
             )
         )
@@ -545,10 +605,14 @@ class Runner:
                 "pipex.workspace": self.workspace,
                 "pipex.step": step.id,
                 "pipex.run": job.fingerprint,
+                "pipex.owner": owner_token(),  # a container whose owner is gone is a leftover
             },
             stdout_path=logs / "stdout.log",
             stderr_path=logs / "stderr.log",
             on_log=on_log,
+            # Secrets live in this build's staging dir: a kill -9 leaves them only
+            # until the next pipex command opens the store (it clears dead staging first).
+            scratch_dir=output.parent,
         )
 
     def _read_secrets(self, step: Step) -> Iterator[Any]:

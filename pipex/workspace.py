@@ -124,7 +124,37 @@ def remove_workspaces(store: Any, workspaces: Sequence[str]) -> RemoveReport:
     with idle(store, names, f"remove {'workspaces' if len(names) > 1 else 'workspace'} {', '.join(names)}"):
         for name in names:
             store.remove_workspace(name)
+        remove_orphan_containers(store, names)
     return RemoveReport(workspaces=tuple(names))
+
+
+def remove_orphan_containers(store: Any, workspaces: Sequence[str]) -> int:
+    """Best effort: remove the containers of ``workspaces`` whose starting process is gone (a killed build's).
+
+    No build of them can run (the caller holds their locks); without a
+    reachable engine there is nothing to remove from it, and nothing is said.
+    """
+    from pipex.errors import PipexError
+    from pipex.store.store import owner_alive
+
+    names = set(workspaces)
+
+    def keep(labels: Any) -> bool:
+        workspace = str(labels.get("pipex.workspace", ""))
+        mine = workspace in names or workspace.split(".exec-", 1)[0] in names
+        owner = labels.get("pipex.owner")
+        return not mine or bool(owner and owner_alive(owner))
+
+    try:
+        from pipex.executor.docker import DockerExecutor
+
+        executor = DockerExecutor()
+        try:
+            return executor.remove_leftovers({"pipex.store": str(store.root)}, keep)
+        finally:
+            executor.close()
+    except (PipexError, ImportError):
+        return 0
 
 
 def remove_step(store: Any, workspace: str, step: str) -> RemoveReport:
@@ -160,6 +190,7 @@ def clean(store: Any, *, collect: bool = True, project_root: Path | None = None)
     with idle(store, names, "clean the store"):
         for name in names:
             store.remove_workspace(name)
+        remove_orphan_containers(store, names)
     report = None
     if collect:
         from pipex.store.gc import gc

@@ -85,6 +85,10 @@ class Invocation:
     on_phase: Callable[["Phase"], None] | None = None  # called as the setup and run phases begin
     workdir: str | None = None  # None: the image's WorkingDir
     owner: tuple[int, int] | None = None  # uid, gid to own output/caches afterwards; None: this process's
+    # Where host-side temporaries of the step (the secret files) go: the build's
+    # staging dir, which the next pipex command removes first thing if this
+    # process is killed. None: the system temp dir (survives a crash).
+    scratch_dir: Path | None = None
 
 
 class Phase(enum.Enum):
@@ -124,12 +128,19 @@ class Executor(Protocol):
         """Map each ref to its local image id (None when absent), in one engine call."""
         ...
 
-    def ensure_image(self, ref: str, progress: Callable[[str], None] | None = None) -> str:
-        """Return the local image id of ref, pulling it first if needed; ImageError if impossible."""
+    def ensure_image(
+        self, ref: str, progress: Callable[[str], None] | None = None, cancel: threading.Event | None = None
+    ) -> str:
+        """Return the local image id of ref, pulling it first if needed; ImageError if impossible.
+
+        InterruptedBuild as soon as ``cancel`` is set during a pull.
+        """
         ...
 
-    def remove_leftovers(self, labels: Mapping[str, str]) -> int:
-        """Remove containers carrying all these labels (left by killed processes); return how many."""
+    def remove_leftovers(
+        self, labels: Mapping[str, str], keep: Callable[[Mapping[str, str]], bool] | None = None
+    ) -> int:
+        """Remove containers carrying all these labels (left by killed processes) unless ``keep`` them; return how many."""
         ...
 
     def stop_all(self) -> None:

@@ -75,6 +75,7 @@ from pipex.errors import (
     ContainerError,
     DockerUnavailableError,
     HostPathError,
+    InterruptedBuild,
     ImageError,
     PipexError,
     StoreError,
@@ -207,8 +208,14 @@ class DockerExecutor:
                 result[ref] = known.get(_normalize_ref(ref))
         return result
 
-    def ensure_image(self, ref: str, progress: Callable[[str], None] | None = None) -> str:
-        """Return the local image id of ref, pulling it (reporting progress) when absent."""
+    def ensure_image(
+        self, ref: str, progress: Callable[[str], None] | None = None, cancel: threading.Event | None = None
+    ) -> str:
+        """Return the local image id of ref, pulling it (reporting progress) when absent.
+
+        A pull stops at once when ``cancel`` is set (InterruptedBuild): it runs
+        on its own thread, and a pull's stream may say nothing for minutes.
+        """
         from docker.errors import DockerException, ImageNotFound
 
         api = self.api
@@ -220,6 +227,31 @@ class DockerExecutor:
             pass
         except DockerException as error:
             raise _map_error(error, f"inspecting image '{ref}'") from None
+        if cancel is None:
+            return self._pull(ref, progress)
+        outcome: dict[str, Any] = {}
+
+        def pull() -> None:
+            try:
+                outcome["id"] = self._pull(ref, progress)
+            except BaseException as error:  # handed to the waiting thread
+                outcome["error"] = error
+
+        worker = threading.Thread(target=pull, name=f"pipex-pull-{ref}", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            if cancel.wait(_POLL_SEC):
+                # The engine goes on with (or drops) the pull; we do not wait for it.
+                raise InterruptedBuild(f"pulling image '{ref}' interrupted")
+            worker.join(_POLL_SEC)
+        if "error" in outcome:
+            raise outcome["error"]
+        return str(outcome["id"])
+
+    def _pull(self, ref: str, progress: Callable[[str], None] | None) -> str:
+        from docker.errors import DockerException
+
+        api = self.api
         repo, tag = _split_ref(ref)
         try:
             for event in api.pull(repo, tag=tag, stream=True, decode=True):
@@ -255,8 +287,13 @@ class DockerExecutor:
 
     # -- leftovers and Ctrl-C ---------------------------------------------
 
-    def remove_leftovers(self, labels: Mapping[str, str]) -> int:
-        """Remove containers carrying all these labels (left by killed processes); return how many."""
+    def remove_leftovers(
+        self, labels: Mapping[str, str], keep: Callable[[Mapping[str, str]], bool] | None = None
+    ) -> int:
+        """Remove containers carrying all these labels (left by killed processes); return how many.
+
+        ``keep(container_labels)`` spares a container (one whose starting process still lives).
+        """
         if not labels:
             msg = "remove_leftovers needs at least one label (it would remove every container)"
             raise ValueError(msg)
@@ -270,6 +307,8 @@ class DockerExecutor:
         for container in containers:
             if container["Id"] in self._active:
                 continue  # ours and still running: not a leftover
+            if keep is not None and keep(container.get("Labels") or {}):
+                continue
             if owner[0] != 0 and container.get("State") == "running":
                 # A killed build's step may have written root-owned files into its
                 # output and caches: give them back first, or the caller can never
@@ -943,7 +982,7 @@ def _check_host_paths(inv: Invocation) -> None:
 
 def _write_secrets(inv: Invocation) -> Path:
     """Write each secret to a 0400 file in a fresh 0700 dir; the caller deletes the dir."""
-    directory = Path(tempfile.mkdtemp(prefix="pipex-secrets-"))
+    directory = Path(tempfile.mkdtemp(prefix="pipex-secrets-", dir=inv.scratch_dir))
     uid = _numeric_uid(inv.user)
     for secret in inv.secrets:
         if "/" in secret.name or secret.name in ("", ".", ".."):

@@ -90,6 +90,14 @@ def owner_token() -> str:
     return f"{pid}.{process_start_time(pid) or 0}"
 
 
+def owner_alive(token: str) -> bool:
+    """Whether the process an ``owner_token()`` names still runs (a malformed token: no)."""
+    pid, _, start = token.partition(".")
+    if not pid.isdigit() or not start.isdigit():
+        return False
+    return process_alive(int(pid), int(start))
+
+
 def parse_staging_owner(name: str) -> tuple[int, int] | None:
     """(pid, start time) from a staging dir name ``<prefix>-<pid>.<start>-<rand>``, or None."""
     parts = name.rsplit("-", 2)

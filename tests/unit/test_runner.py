@@ -51,10 +51,10 @@ class RecordingExecutor:
         code = int(code)
         return ExecutionResult(code, False, False, Phase.RUN if code else None, IMAGE_ID, now, now, None)
 
-    def ensure_image(self, ref: str, progress: Any = None) -> str:
+    def ensure_image(self, ref: str, progress: Any = None, cancel: Any = None) -> str:
         return IMAGE_ID
 
-    def remove_leftovers(self, labels: Any) -> int:
+    def remove_leftovers(self, labels: Any, keep: Any = None) -> int:
         return 0
 
     def stop_all(self) -> None:
