@@ -11,9 +11,11 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -64,6 +66,11 @@ def registry() -> Iterator[str]:
     """``127.0.0.1:PORT`` of a read-only registry holding ``pipex-pull/busybox:1``."""
     manifest, blobs = _image_blobs(BUSYBOX)
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    stalled = threading.Event()
+    # Blobs of a digest no engine has seen: the engine must ask for them, and waits.
+    unseen = json.loads(manifest)
+    unseen["config"]["digest"] = "sha256:" + hashlib.sha256(os.urandom(16)).hexdigest()
+    stall_manifest = json.dumps(unseen).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, body: bytes, content_type: str, head: bool = False) -> None:
@@ -82,6 +89,11 @@ def registry() -> Iterator[str]:
                 return self._send(b"{}", "application/json", head)
             if path in ("/v2/pipex-pull/busybox/manifests/1", f"/v2/pipex-pull/busybox/manifests/{manifest_digest}"):
                 return self._send(manifest, _MANIFEST, head)
+            if path.startswith("/v2/pipex-pull/stall/manifests/"):
+                return self._send(stall_manifest, _MANIFEST, head)
+            if path.startswith("/v2/pipex-pull/stall/blobs/"):
+                stalled.wait(120)  # a registry that never sends the layer
+                return None
             prefix = "/v2/pipex-pull/busybox/blobs/"
             if path.startswith(prefix) and path[len(prefix):] in blobs:
                 return self._send(blobs[path[len(prefix):]], "application/octet-stream", head)
@@ -106,6 +118,7 @@ def registry() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"127.0.0.1:{server.server_address[1]}"
+    stalled.set()
     server.shutdown()
     server.server_close()
 
@@ -152,13 +165,54 @@ def test_missing_image_is_pulled_with_progress_then_used(project: Project, regis
         _remove_image(image)
 
 
-def test_unpullable_image_is_one_line_and_fails_the_build(project: Project, registry: str) -> None:
+def test_an_unpullable_image_fails_its_step_only_with_events_and_a_record(project: Project, registry: str) -> None:
     image = f"{registry}/pipex-pull/absent:1"
-    project.write(f"id: nopull\nsteps:\n  - {{id: s, image: '{image}', cmd: 'true'}}\n")
-    from pipex.errors import ImageError
+    project.write(
+        f"""\
+        id: nopull
+        steps:
+          - {{id: s, image: '{image}', cmd: 'true'}}
+          - {{id: after, image: {BUSYBOX}, inputs: [{{step: s}}], cmd: 'true'}}
+          - {{id: other, image: {BUSYBOX}, cmd: echo other > /output/o}}
+        """
+    )
+    result = project.build(keep_going=True)
+    assert not result.ok
+    assert project.outcomes(result) == {"s": "failed", "after": "skipped", "other": "succeeded"}
+    (failed,) = project.kinds(EventKind.STEP_FAILED)
+    message = failed.data["reason"]
+    assert message.startswith(f"image '{image}' not found locally and cannot be pulled") and "\n" not in message
+    assert project.kinds(EventKind.PIPELINE_FAILED), "an NDJSON consumer must see the build end"
+    from pipex import api
 
-    with pytest.raises(ImageError) as raised:
-        project.build()
-    message = str(raised.value)
-    assert message.startswith(f"image '{image}' not found locally and cannot be pulled")
-    assert "\n" not in message
+    shown = {s.step: s for s in api.show("nopull", store=project.store).steps}
+    assert shown["s"].state == "failed"
+
+
+def test_ctrl_c_during_a_stalled_pull_acts_at_once(tmp_path: Path, registry: str) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .cli_helpers import Cli
+
+    image = f"{registry}/pipex-pull/stall:1"
+    cli = Cli(tmp_path / "project", tmp_path / "store")
+    cli.write(f"id: stall\nsteps:\n  - {{id: s, image: '{image}', cmd: 'true'}}\n")
+    process = cli.start("build", "--json")
+    deadline = time.monotonic() + 60
+    assert process.stdout is not None
+    for line in process.stdout:
+        if '"IMAGE_PULL"' in line or time.monotonic() > deadline:
+            break
+    time.sleep(0.5)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("Ctrl-C waited for the pull") from None
+    assert code == 130, process.stderr.read() if process.stderr else ""
+    assert time.monotonic() - sent < 5
