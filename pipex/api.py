@@ -101,8 +101,8 @@ def condition_env(env_files: Sequence[Path | str] = ()) -> dict[str, str]:
 def workspace_name(project: Project, explicit: str | None = None) -> str:
     """The workspace a build of ``project`` uses: ``explicit`` > ``.pipex.yml workspace`` > the pipeline id."""
     name = explicit or project.config.workspace or project.pipeline.id
-    if not _WORKSPACE_RE.match(name) or name in (".", ".."):
-        msg = f"invalid workspace name {name!r}: use letters, digits, '_', '-' and '.', not starting with '.'"
+    if not _WORKSPACE_RE.match(name) or name in (".", "..") or len(name) > 100:
+        msg = f"invalid workspace name {name!r}: use at most 100 letters, digits, '_', '-' and '.', not starting with '.' or '-'"
         raise UsageError(msg)
     return name
 

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from pipex.errors import SpecError, SpecErrors
+from pipex.spec.files import read_input_file
 
 __all__ = ["CONFIG_FILES", "Config", "KitConfig", "find_config_file", "load_config"]
 
@@ -76,7 +77,7 @@ def load_config(project_root: Path) -> Config:
     if file is None:
         return Config(root=root)
     try:
-        source = file.read_bytes()
+        source = read_input_file(file)
     except OSError as error:
         msg = f"cannot read file: {error.strerror or error}"
         raise SpecError(msg, file=str(file)) from None

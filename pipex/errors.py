@@ -16,7 +16,13 @@ __all__ = [
     "InterruptedBuild",
     "HostPathError",
     "ContainerError",
+    "shorten",
 ]
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """A message names a value, not a 5,000-character one: cut ``text`` in the middle, saying how long it was."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 4:]} ({len(text)} characters)"
 
 
 # What str.splitlines() breaks on, as the escapes repr() would print.

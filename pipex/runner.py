@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Mapping
 import xxhash
 
 from pipex import __version__
-from pipex.errors import InterruptedBuild, PipexError, StoreError
+from pipex.errors import ImageError, InterruptedBuild, PipexError, StoreError
 from pipex.report import Event, EventKind, EventSink
 from pipex.spec.model import Pipeline, Step
 from pipex.store._fs import rmtree
@@ -32,6 +32,7 @@ from pipex.store.store import owner_alive, owner_token
 __all__ = ["StepOutcome", "StepResult", "BuildResult", "BuildOptions", "RunJob", "StepInterrupted", "Runner"]
 
 _LOG_TAIL_LINES = 10
+_MAX_RETRY_DELAY_MS = 3_600_000  # backoff doubles up to an hour, as the schema documents
 
 
 class StepOutcome(str, Enum):
@@ -367,8 +368,9 @@ class Runner:
             image_id = self.planner.image_of(step) or self._image_id(step.image)
         except (StepInterrupted, InterruptedBuild):
             return StepResult(step.id, StepOutcome.SKIPPED, reason="build interrupted")
-        except PipexError as error:
+        except ImageError as error:
             # A missing or unpullable image fails this step only: -k goes on.
+            # (An engine that does not answer fails the whole build: exit 2.)
             return self.fail_outside_command(step, error)
         decided = self.planner.decide(step.id, input_trees=input_trees, image_id=image_id)
         if decided.status is StepStatus.CACHED:
@@ -433,7 +435,7 @@ class Runner:
             if result.exit_code == 0 and not result.timed_out:
                 break
             if attempt < attempts:
-                delay_ms = step.retry_delay_ms * (2 ** (attempt - 1))
+                delay_ms = min(step.retry_delay_ms * (2 ** (attempt - 1)), _MAX_RETRY_DELAY_MS)
                 self.sink(
                     Event(
                         EventKind.STEP_RETRYING,

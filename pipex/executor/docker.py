@@ -54,6 +54,7 @@ direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import shlex
@@ -118,6 +119,9 @@ _MAX_LINE = 1 << 20  # an on_log line longer than this is cut, so memory stays b
 _SPOOL_MAX = 16 << 20  # sources archives up to this size stay in memory
 _READ_CHUNK = 64 * 1024
 _POLL_SEC = 0.05  # how often a waiting step looks at its cancel event
+_CATCH_UP_WINDOW_NS = 2_000_000_000  # how far before the newest log stamp a catch-up re-reads
+_RECENT_ENTRIES = 4096  # log entries remembered for the catch-up (memory stays bounded)
+_RECENT_BYTES = 256  # of each, enough to tell entries of one stamp and stream apart
 
 
 class _Killed(Exception):
@@ -529,19 +533,26 @@ class DockerExecutor:
         """
         api = self.api
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
-        if pump.last_ns >= 0:
-            params["since"] = f"{pump.last_ns // 1_000_000_000}.{pump.last_ns % 1_000_000_000:09d}"
+        since = -1
+        if pump.max_ns >= 0:
+            # NOTE: stdout and stderr are copied by separate goroutines, so the log
+            # is not sorted by timestamp: an entry stamped earlier may follow a
+            # later one. Re-read a window before the newest stamp seen and drop
+            # exactly the entries the follow already delivered.
+            since = max(0, pump.max_ns - _CATCH_UP_WINDOW_NS, pump.oldest_remembered_ns())
+            params["since"] = f"{since // 1_000_000_000}.{since % 1_000_000_000:09d}"
+        seen = pump.seen_since(since)
         with _mapped_errors(f"reading the output of step '{inv.step_id}'"):
             response = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
             api._raise_for_status(response)
             try:
-                skip = pump.seen_at_last
                 for stream, entry in _log_entries(response.raw):
                     ns, data = _split_timestamp(entry)
-                    if ns < pump.last_ns:
+                    if ns < since:
                         continue
-                    if ns == pump.last_ns and skip > 0:
-                        skip -= 1
+                    key = (ns, stream, data[:_RECENT_BYTES])
+                    if seen.get(key, 0) > 0:
+                        seen[key] -= 1
                         continue
                     sink.write(stream, data)
             finally:
@@ -776,8 +787,9 @@ class _Pump:
         # A logs response carries timestamps: the last one seen (ns) and how many
         # entries had it, so `_catch_up` can fetch exactly what the follow missed.
         self.timestamped = response is not None
-        self.last_ns = -1
-        self.seen_at_last = 0
+        self.max_ns = -1
+        # The entries of the last few seconds, for `_catch_up` to skip exactly those.
+        self._recent: collections.deque[tuple[int, int, bytes]] = collections.deque(maxlen=_RECENT_ENTRIES)
         if sock is not None:
             _disable_timeout(sock)
         self._thread = threading.Thread(target=self._loop, name="pipex-log-pump", daemon=True)
@@ -791,11 +803,22 @@ class _Pump:
             return
         for stream, entry in _log_entries(self._response.raw):
             ns, data = _split_timestamp(entry)
-            if ns == self.last_ns:
-                self.seen_at_last += 1
-            else:
-                self.last_ns, self.seen_at_last = ns, 1
+            self.max_ns = max(self.max_ns, ns)
+            self._recent.append((ns, stream, data[:_RECENT_BYTES]))
             yield stream, data
+
+    def oldest_remembered_ns(self) -> int:
+        """Where the memory of delivered entries begins (-1 while it still holds them all)."""
+        return self._recent[0][0] if len(self._recent) == self._recent.maxlen else -1
+
+    def seen_since(self, since: int) -> dict[tuple[int, int, bytes], int]:
+        """How often each (stamp, stream, data) at or after ``since`` was delivered (call after ``done``)."""
+        counts: dict[tuple[int, int, bytes], int] = {}
+        for ns, stream, data in self._recent:
+            if ns >= since:
+                key = (ns, stream, data)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def _loop(self) -> None:
         try:

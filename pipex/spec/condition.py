@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from pipex.errors import SpecError
+from pipex.errors import SpecError, shorten
 
 __all__ = ["Condition", "parse_condition", "truthy"]
 
+_MAX_LENGTH = 2000  # a condition is one line a person wrote
 _FALSY = frozenset({"", "0", "false", "no", "off"})
 
 # Tokens of the source language; strings are kept whole so operators inside
@@ -68,13 +69,17 @@ class Condition:
 @lru_cache(maxsize=1024)
 def parse_condition(text: str) -> Condition:
     """Parse ``text``; raise SpecError (message only, no location) when it is not valid."""
+    if len(text) > _MAX_LENGTH:
+        raise _bad(text, f"longer than {_MAX_LENGTH} characters")
     source = _translate(text)
     try:
         tree = ast.parse(source.strip(), mode="eval")
+        return Condition(text, _compile(tree.body, text))
     except SyntaxError:
-        msg = f"invalid condition {text!r}: syntax error"
-        raise SpecError(msg) from None
-    return Condition(text, _compile(tree.body, text))
+        raise _bad(text, "syntax error") from None
+    except (RecursionError, MemoryError):
+        # Python's parser and our compiler recurse per nesting level.
+        raise _bad(text, "nested too deeply") from None
 
 
 def _translate(text: str) -> str:
@@ -86,8 +91,7 @@ def _translate(text: str) -> str:
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
             column = len(text) - len(text[pos:].lstrip()) + 1
-            msg = f"invalid condition {text!r}: unexpected {text[pos:].strip()[:1]!r} at column {column}"
-            raise SpecError(msg)
+            raise _bad(text, f"unexpected {text[pos:].strip()[:1]!r} at column {column}")
         pos = match.end()
         kind = match.lastgroup
         token = match.group(kind)  # type: ignore[arg-type]
@@ -101,7 +105,7 @@ def _translate(text: str) -> str:
 
 
 def _bad(text: str, what: str) -> SpecError:
-    return SpecError(f"invalid condition {text!r}: {what}")
+    return SpecError(f"invalid condition {shorten(repr(text))}: {what}")
 
 
 def _compile(node: ast.AST, text: str) -> Evaluator:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from pipex.errors import SpecError, SpecErrors
+from pipex.spec.files import read_input_file
 
 __all__ = ["Document", "parse_document", "format_path", "display_path"]
 
@@ -173,7 +175,7 @@ def parse_document(path: Path, *, shown: str | None = None, data: bytes | None =
     file = shown or display_path(path)
     if data is None:
         try:
-            data = path.read_bytes()
+            data = read_input_file(path)
         except IsADirectoryError:
             msg = "is a directory, not a file"
             raise SpecError(msg, file=file) from None
@@ -196,8 +198,84 @@ def parse_document(path: Path, *, shown: str | None = None, data: bytes | None =
         except json.JSONDecodeError as error:
             msg = f"invalid JSON: {error.msg}"
             raise SpecError(msg, file=file, line=error.lineno, column=error.colno) from None
+        except RecursionError:
+            raise SpecError(_TOO_DEEP, file=file) from None
+        except ValueError as error:  # an integer of more than 4,300 digits
+            raise SpecError(f"invalid JSON: {_number_error(error)}", file=file) from None
+        _check_data_depth(value, file)
         return Document(data=value, file=file, text=text)
     return _parse_yaml(text, file)
+
+
+#: How deep a pipeline file may nest, and how many values its aliases may expand to.
+#: Real pipelines nest < 20 levels; an alias bomb ("billion laughs") expands to 10^9.
+MAX_DEPTH = 100
+MAX_EXPANDED_NODES = 1_000_000
+_TOO_DEEP = f"the document nests more than {MAX_DEPTH} levels deep"
+# A YAML anchor: `&name` after a space, a flow indicator or the line start (`&&` in a command is not one).
+_ANCHOR = re.compile(r"(?:^|[\s\[{,:-])&[^\s&]", re.MULTILINE)
+
+
+def _number_error(error: ValueError) -> str:
+    text = str(error)
+    return "a number has more than 4300 digits" if "digits" in text else text
+
+
+def _check_data_depth(value: Any, file: str) -> None:
+    """Refuse parsed data nesting deeper than MAX_DEPTH (iteratively: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SpecError(_TOO_DEEP, file=file)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def _check_node_shape(root: Any, file: str) -> None:
+    """Refuse a YAML node graph that nests too deep, loops, or whose aliases expand too far.
+
+    Iterative post-order walk, each node once (aliases share nodes); a node's
+    expanded size is 1 + its children's, so a bomb is caught before anything
+    is constructed.
+    """
+    import yaml
+
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        key = id(node)
+        if leaving:
+            on_path.discard(key)
+            children = _children(node, yaml)
+            size = 1 + sum(sizes[id(child)] for child in children)
+            if size > MAX_EXPANDED_NODES:
+                msg = f"aliases expand to more than {MAX_EXPANDED_NODES:,} values (an alias bomb?)"
+                raise SpecError(msg, file=file, line=node.start_mark.line + 1, column=node.start_mark.column + 1)
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            msg = "an alias refers to a node that contains it (a recursive structure)"
+            raise SpecError(msg, file=file, line=node.start_mark.line + 1, column=node.start_mark.column + 1)
+        if len(on_path) >= MAX_DEPTH:
+            raise SpecError(_TOO_DEEP, file=file, line=node.start_mark.line + 1, column=node.start_mark.column + 1)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node, yaml))
+
+
+def _children(node: Any, yaml: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _parse_yaml(text: str, file: str) -> Document:
@@ -207,7 +285,14 @@ def _parse_yaml(text: str, file: str) -> Document:
     loader.duplicate_keys = []
     try:
         node = loader.get_single_node()
+        if node is not None and _ANCHOR.search(text):
+            # Only a document with anchors can expand (or loop); the walk costs
+            # ~10 % of a cold load, so plain documents skip it. Their depth is
+            # bounded by libyaml (1,000) and the RecursionError guard below.
+            _check_node_shape(node, file)
         value = loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        raise SpecError(_TOO_DEEP, file=file) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "invalid YAML"
@@ -218,6 +303,8 @@ def _parse_yaml(text: str, file: str) -> Document:
     except yaml.YAMLError as error:
         msg = f"invalid YAML: {error}"
         raise SpecError(msg, file=file) from None
+    except ValueError as error:  # an integer of more than 4,300 digits
+        raise SpecError(f"invalid YAML: {_number_error(error)}", file=file) from None
     finally:
         loader.dispose()
     if node is None:

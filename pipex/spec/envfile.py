@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from pipex.errors import SpecError
+from pipex.spec.files import read_input_file
 
 __all__ = ["parse_env_file", "parse_env_text"]
 
@@ -24,7 +25,7 @@ def parse_env_file(path: Path, *, shown: str | None = None) -> dict[str, str]:
     """
     file = shown or str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_input_file(path).decode("utf-8-sig")
     except UnicodeDecodeError:
         msg = "env file is not valid UTF-8"
         raise SpecError(msg, file=file) from None

@@ -14,6 +14,7 @@ from pipex.errors import SpecError, SpecErrors
 from pipex.spec import cache
 from pipex.spec.model import Pipeline
 from pipex.spec.paths import host_paths_ok, slugify
+from pipex.spec.files import read_input_file
 
 __all__ = ["PIPELINE_FILES", "find_pipeline_file", "load_pipeline", "read_env_files"]
 
@@ -66,7 +67,7 @@ class _Dependency:
         """Record a file's stat and content hash, or that it is absent (a kit probed for it)."""
         try:
             info = path.stat()
-            data = path.read_bytes()
+            data = read_input_file(path)
         except OSError:
             return cls(str(path), -1, -1, _ABSENT)
         return cls(str(path), info.st_size, info.st_mtime_ns, xxhash.xxh3_128_hexdigest(data))
@@ -82,7 +83,7 @@ class _Dependency:
         if (info.st_size, info.st_mtime_ns) == (self.size, self.mtime_ns):
             return True
         try:
-            return xxhash.xxh3_128_hexdigest(Path(self.path).read_bytes()) == self.digest
+            return xxhash.xxh3_128_hexdigest(read_input_file(self.path)) == self.digest
         except OSError:
             return False
 
@@ -113,7 +114,7 @@ def load_pipeline(
     file = find_pipeline_file(path).absolute()
     root = file.parent.resolve()
     try:
-        source = file.read_bytes()
+        source = read_input_file(file)
     except OSError as error:
         msg = f"cannot read file: {error.strerror or error}"
         raise SpecError(msg, file=display_path(file)) from None
@@ -138,7 +139,10 @@ def _cache_key(file: Path, root: Path, source: bytes, env_files: Sequence[Path |
         config_bytes = b"given:" + bytes(getattr(config, "source", b"")) + str(getattr(config, "file", "")).encode()
     else:
         config_file = find_config_file(root)
-        config_bytes = config_file.read_bytes() if config_file else b""
+        try:
+            config_bytes = read_input_file(config_file) if config_file else b""
+        except OSError:
+            config_bytes = b"<unreadable>"  # load_config says why
     parts = [
         b"pipeline",
         source,
@@ -152,7 +156,7 @@ def _cache_key(file: Path, root: Path, source: bytes, env_files: Sequence[Path |
     for name in env_files:
         parts.append(str(name).encode())
         try:
-            parts.append(Path(name).read_bytes())
+            parts.append(read_input_file(name))
         except OSError:
             parts.append(b"<unreadable>")
     return cache.cache_key(*parts)

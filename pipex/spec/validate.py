@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import Any, Mapping, Sequence
 
-from pipex.errors import SpecError
+from pipex.errors import SpecError, shorten
 from pipex.spec.document import Document, PathPart
 
 __all__ = ["schema_errors", "suggest"]
@@ -34,9 +34,9 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return repr(value)
+        return shorten(repr(value))
     if isinstance(value, (int, float)):
-        return str(value)
+        return shorten(str(value))
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
