@@ -322,12 +322,10 @@ def read_file(store: Any, tree_id: str, path: str) -> Iterator[bytes]:
     if entry is None or entry.type.value == "dir":
         msg = f"'{path}' is a directory; list it with: pipex cat WS STEP {path or '.'} (no file given lists)"
         raise UsageError(msg)
-    return _chunks(store.objects.path(entry.oid, entry.executable))
+    return _chunks(store.open_object(entry, tree_id))
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    # O_NOFOLLOW: an object is a plain file the store wrote; never a link to follow.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+def _chunks(fd: int) -> Iterator[bytes]:
     with os.fdopen(fd, "rb") as handle:
         yield from iter(lambda: handle.read(1 << 16), b"")
 

@@ -225,12 +225,18 @@ def parse_event(line: str) -> Event | None:
 
 
 def read_events(store: Any, workspace: str) -> list[Event]:
-    """Every event of the workspace's latest recorded build (empty if none was recorded)."""
+    """Every event of the workspace's latest recorded build but its log lines (empty if none was recorded)."""
     try:
-        text = (_dir(store, workspace) / BUILD_LOG).read_text(encoding="utf-8")
+        handle = open(_dir(store, workspace) / BUILD_LOG, encoding="utf-8", errors="replace")  # noqa: SIM115
     except OSError:
         return []
-    return [e for e in map(parse_event, text.splitlines()) if e is not None]
+    events = []
+    with handle:
+        for line in handle:  # line by line: the log of a chatty build is large
+            event = parse_event(line) if len(line) <= _MAX_LINE else None
+            if event is not None and event.kind is not EventKind.STEP_LOG:
+                events.append(event)
+    return events
 
 
 def detached_owner() -> tuple[Path, str] | None:
@@ -301,6 +307,10 @@ def start_detached(store: Any, workspace: str, argv: Sequence[str], *, timeout: 
 # -- attach and cancel ---------------------------------------------------------------------
 
 
+_READ_CHUNK = 1 << 20
+_MAX_LINE = 8 << 20  # longer than any event pipex writes (a log line is cut at 1 MiB)
+
+
 def _lines(path: Path, stop: Callable[[], bool]) -> Iterator[str]:
     """Complete lines of ``path`` from the start; follow it until ``stop()`` holds and nothing is left."""
     handle = None
@@ -309,18 +319,21 @@ def _lines(path: Path, stop: Callable[[], bool]) -> Iterator[str]:
         while True:
             if handle is None:
                 try:
-                    handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+                    handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
                 except FileNotFoundError:
                     pass
-            chunk = handle.read() if handle is not None else ""
+            # In chunks: a build log may be gigabytes, and memory must stay bounded.
+            chunk = handle.read(_READ_CHUNK) if handle is not None else ""
             if chunk:
                 buffer += chunk
                 *done, buffer = buffer.split("\n")
                 yield from done
+                if len(buffer) > _MAX_LINE:
+                    buffer = ""  # not an event line pipex wrote: skip it rather than hold it
                 continue
             # Decide to stop only after a read found nothing new: no line is lost.
             if stop():
-                chunk = handle.read() if handle is not None else ""
+                chunk = handle.read(_READ_CHUNK) if handle is not None else ""
                 if not chunk:
                     if buffer:
                         yield buffer

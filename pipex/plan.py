@@ -390,7 +390,9 @@ class Planner:
         try:
             found = dict(resolver(list(wanted)))
         except PipexError as error:
-            self.warnings.append(f"{error}; using image ids recorded by previous runs")
+            warning = f"{error}; using image ids recorded by previous runs"
+            if warning not in self.warnings:  # resolution may be asked again for pending steps
+                self.warnings.append(warning)
             for ref, waiting in wanted.items():
                 for step in waiting:
                     recorded = self._recorded_image(step)

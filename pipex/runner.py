@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Mapping
 import xxhash
 
 from pipex import __version__
-from pipex.errors import ImageError, InterruptedBuild, PipexError, StoreError
+from pipex.errors import DockerUnavailableError, ImageError, InterruptedBuild, PipexError, StoreError
 from pipex.report import Event, EventKind, EventSink
 from pipex.spec.model import Pipeline, Step
 from pipex.store._fs import rmtree
@@ -146,6 +146,7 @@ class Runner:
         self._executor: Any = None
         self._executor_lock = threading.Lock()
         self._image_ids: dict[str, str] = {}
+        self._fatal: PipexError | None = None  # the engine went away: ends the build with exit 2
         self._image_locks: dict[str, threading.Lock] = {}
 
     # -- the executor, made on first need -------------------------------------------------
@@ -154,9 +155,19 @@ class Runner:
     def executor(self) -> Any:
         """The executor; created (and connected) the first time a step must run."""
         with self._executor_lock:
+            if self._fatal is not None:
+                raise self._fatal
             if self._executor is None:
-                self._executor = self._executor_factory()
-                removed = self._executor.remove_leftovers({"pipex.store": str(self.store.root)}, self._not_a_leftover)
+                executor = self._executor_factory()
+                try:
+                    removed = executor.remove_leftovers({"pipex.store": str(self.store.root)}, self._not_a_leftover)
+                except DockerUnavailableError as error:
+                    # No engine to start with: no step can run (a daemon lost mid-step
+                    # is that step's failure instead). The build ends with exit 2.
+                    self._fatal = self._fatal or error
+                    executor.close()
+                    raise
+                self._executor = executor
                 if removed:
                     # A killed build's container was still writing into its staging
                     # dir when Store.open swept it; now that it is gone, sweep again.
@@ -215,7 +226,7 @@ class Runner:
                             decided = self._decide(step, plans[step_id], results)
                             if isinstance(decided, StepResult):
                                 self._finish(decided, results)
-                                if self._stops_the_build(decided):
+                                if self._stops_the_build(decided) or self._fatal is not None:
                                     stopped_by = step_id
                                     break
                             else:
@@ -240,12 +251,12 @@ class Runner:
                     step_id = running.pop(future)
                     result = self._collect(future, step_id)
                     self._finish(result, results)
-                    if self._stops_the_build(result):
+                    if self._stops_the_build(result) or (self._fatal is not None and stopped_by is None):
                         stopped_by = step_id
         interrupted = self.cancel.is_set()
         for step_id in waiting:
             if step_id not in results:
-                reason = "build interrupted" if interrupted else f"build stopped after '{stopped_by}' failed"
+                reason = "build interrupted" if interrupted else "the Docker engine does not answer" if self._fatal else f"build stopped after '{stopped_by}' failed"
                 self._finish(StepResult(step_id, StepOutcome.SKIPPED, reason=reason), results)
         build = BuildResult(self.workspace, tuple(results[s] for s in order if s in results), interrupted)
         summary = {
@@ -259,6 +270,10 @@ class Runner:
         if interrupted:
             summary["interrupted"] = True
         self._remove_killed_builds_containers()
+        if self._fatal is not None:
+            summary["reason"] = str(self._fatal).splitlines()[0]
+            self.sink(Event(EventKind.PIPELINE_FAILED, data=summary))
+            raise self._fatal
         self.sink(Event(EventKind.PIPELINE_FINISHED if build.ok else EventKind.PIPELINE_FAILED, data=summary))
         return build
 
@@ -290,8 +305,10 @@ class Runner:
         except StepInterrupted:
             return StepResult(step_id, StepOutcome.SKIPPED, reason="build interrupted")
         except PipexError as error:
-            # An error outside the step's command (refused output, full disk, engine
-            # gone) is still a step failure: say which step and why.
+            if error is self._fatal:
+                return StepResult(step_id, StepOutcome.SKIPPED, reason="the Docker engine does not answer")
+            # An error outside the step's command (refused output, full disk)
+            # is still a step failure: say which step and why.
             return self.fail_outside_command(self.pipeline.step(step_id), error)
 
     def fail_outside_command(self, step: Step, error: PipexError, fingerprint: str | None = None) -> StepResult:
@@ -368,6 +385,10 @@ class Runner:
             image_id = self.planner.image_of(step) or self._image_id(step.image)
         except (StepInterrupted, InterruptedBuild):
             return StepResult(step.id, StepOutcome.SKIPPED, reason="build interrupted")
+        except DockerUnavailableError:
+            if self._fatal is None:
+                raise
+            return StepResult(step.id, StepOutcome.SKIPPED, reason="the Docker engine does not answer")
         except ImageError as error:
             # A missing or unpullable image fails this step only: -k goes on.
             # (An engine that does not answer fails the whole build: exit 2.)

@@ -12,13 +12,15 @@ nested spans on the same track; retries appear as instants in the step's slot.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipex.errors import UsageError
 from pipex.report import Event, EventKind
 
-__all__ = ["trace_events", "write_trace", "to_json"]
+__all__ = ["trace_events", "write_trace", "check_trace_path", "to_json"]
 
 _BUILD_TID = 0
 _PULL_TID = 10_000
@@ -148,6 +150,21 @@ def to_json(events: Iterable[Event]) -> str:
     return json.dumps({"traceEvents": trace_events(events), "displayTimeUnit": "ms"}, ensure_ascii=False)
 
 
+def check_trace_path(path: Path | str) -> None:
+    """UsageError now, before any work, if a trace cannot be written at ``path`` (no such dir, not writable)."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"cannot write the trace to {target}: it is a directory")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write the trace to {target}: no directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"cannot write the trace to {target}: permission denied")
+
+
 def write_trace(events: Iterable[Event], path: Path | str) -> None:
-    """Write the trace of ``events`` to ``path`` (open it in https://ui.perfetto.dev)."""
-    Path(path).write_text(to_json(events) + "\n", encoding="utf-8")
+    """Write the trace of ``events`` to ``path`` (open it in https://ui.perfetto.dev); UsageError if it cannot."""
+    try:
+        Path(path).write_text(to_json(events) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write the trace to {path}: {error.strerror or error}") from None

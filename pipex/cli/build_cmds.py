@@ -97,6 +97,10 @@ def _run_build(
     from pipex.report import make_renderer
 
     force_value: bool | str = True if force == "*" else (force or False)
+    if profile is not None:
+        from pipex.timeline import check_trace_path
+
+        check_trace_path(profile)  # refuse now, not after a build that succeeded
     owner = detached_owner()
     recorder = None
     if owner is not None:

@@ -1111,6 +1111,9 @@ def _reason(error: BaseException) -> str:
 def _connect_reason(error: BaseException) -> str:
     """Why a connection failed, in words a user can act on (docker-py nests requests' errors)."""
     text = str(error)
+    status = re.search(r"(\d{3}) (?:Client|Server) Error for \S+/version", text)
+    if status is not None:
+        return f"the server there is not a Docker engine (GET /version answered {status.group(1)})"
     for needle, reason in (
         ("No such file or directory", "no socket there (is the daemon running?)"),
         ("FileNotFoundError", "no socket there (is the daemon running?)"),

@@ -320,6 +320,17 @@ class Store:
         assert entry.oid is not None
         return os.fsencode(self.objects.path(entry.oid, entry.executable))
 
+    def open_object(self, entry: TreeEntry, tree_id: str) -> int:
+        """An fd reading the object of file ``entry`` of tree ``tree_id``; StoreCorruptError naming it if missing."""
+        try:
+            # O_NOFOLLOW: an object is a plain file the store wrote; never a link to follow.
+            return os.open(self._object_path(entry), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise self._missing_object(entry, tree_id) from None
+        except OSError as error:
+            msg = f"cannot read object {entry.oid}: {error.strerror}"
+            raise StoreError(msg) from None
+
     def _missing_object(self, entry: TreeEntry, tree_id: str) -> StoreCorruptError:
         msg = (
             f"object {entry.oid} ({show_path(entry.path)!r} in tree {tree_id}) is missing; "
