@@ -266,9 +266,16 @@ def start_detached(store: Any, workspace: str, argv: Sequence[str], *, timeout: 
     Refused while a live build holds the workspace. Returns once the new
     process has recorded itself (or has already finished).
     """
+    # Two `build --detach` at the same moment: the lock makes the check and the
+    # start one step, so the second sees the first (starting or running) and is refused.
+    with store.lock(f"detach-{workspace}"):
+        return _start_detached(store, workspace, argv, timeout)
+
+
+def _start_detached(store: Any, workspace: str, argv: Sequence[str], timeout: float) -> BuildStatus:
     from pipex.workspace import is_building
 
-    if is_building(store, workspace):
+    if is_building(store, workspace) or live_pid(store, workspace) is not None:
         msg = f"a build of workspace '{workspace}' is already running; follow it with: pipex attach {workspace}"
         raise UsageError(msg)
     directory = _dir(store, workspace)

@@ -179,13 +179,39 @@ def exec_step(
     SIGINT/SIGTERM after removing the container.
     """
     from pipex import api
+
+    opened = api.open_store_here(store) if not hasattr(store, "read_run") else store
+    # The store lock, shared, from before the inputs are resolved until the step
+    # is done: gc must not take them away meanwhile (not even for --ephemeral).
+    with opened.shared_lock():
+        return _exec_locked(
+            opened, file, workspace, step_id=step_id, inputs=inputs, ephemeral=ephemeral, force=force,
+            verbose=verbose, env_files=env_files, sink=sink, on_output=on_output, cancel=cancel,
+        )
+
+
+def _exec_locked(
+    opened: Any,
+    file: Path | str,
+    workspace: str | None,
+    *,
+    step_id: str | None,
+    inputs: Sequence[str],
+    ephemeral: bool,
+    force: bool,
+    verbose: bool,
+    env_files: Sequence[Path | str],
+    sink: EventSink | None,
+    on_output: Callable[[str, str, str], None] | None,
+    cancel: threading.Event | None,
+) -> ExecResult:
+    from pipex import api
     from pipex.plan import Planner
     from pipex.runner import BuildOptions, Runner, RunJob, StepInterrupted, StepOutcome
     from pipex.spec.model import Pipeline
     from pipex.workspace import resolve_workspace
 
     sink = sink or (lambda event: None)
-    opened = api.open_store_here(store) if not hasattr(store, "read_run") else store
     name = resolve_workspace(opened, workspace)
     file = Path(file)
     config = _config_for(file, opened.workspace_project_root(name))
@@ -205,7 +231,6 @@ def exec_step(
     options = BuildOptions(concurrency=1, force=force, verbose=verbose or ephemeral or on_output is not None)
     with ExitStack() as stack:
         if not ephemeral:
-            stack.enter_context(opened.shared_lock())
             stack.enter_context(api._workspace_lock(opened, name, sink))
         runner = Runner(
             pipeline, opened, name, None, planner=planner, executor_factory=make_executor,
