@@ -96,12 +96,11 @@ __all__ = ["DockerExecutor", "KEEPER_CMD"]
 #: The keeper's idle main process; exec'd processes do the work.
 KEEPER_CMD = ("sh", "-c", "while :; do sleep 3600; done")
 #: Kills everything but PID 1 (the keeper, immune to SIGKILL from inside its
-#: namespace), then gives the output to the caller: the timeout/cancel path.
+#: namespace), then gives the output and caches to the caller: owner, and
+#: owner read/write (a step may leave mode 000 files, which the caller could
+#: then neither read nor remove). Arguments: owner, then the paths. Used when
+#: a step ends, times out or is cancelled: nothing of it may go on writing.
 _KILL_AND_CHOWN = 'kill -9 -1 2>/dev/null; chown -R "$0" "$@" 2>/dev/null; chmod -R u+rwX "$@" 2>/dev/null; true'
-#: Gives the output and caches to the caller: owner, and owner read/write (a
-#: step may leave mode 000 files, which the caller could then neither read nor
-#: remove). Arguments: owner, then the paths.
-_CHOWN = 'chown -R "$0" "$@" 2>/dev/null; chmod -R u+rwX "$@" 2>/dev/null; true'
 #: Main process wrapping ``cmd`` when the caller is not root: run it, then give
 #: the output and caches to the caller; on SIGTERM (timeout/cancel) kill
 #: everything else first. {owner} and {paths} are shell-quoted by `_owning_cmd`.
@@ -110,7 +109,9 @@ _OWNING_WRAPPER = (
     # ignores untrapped signals); the background child gets default handlers.
     "trap 'kill -9 -1 2>/dev/null; chown -R {owner} {paths} 2>/dev/null; chmod -R u+rwX {paths} 2>/dev/null; exit 143' TERM; "
     '"$@" & child=$!; '
-    "wait $child; rc=$?; chown -R {owner} {paths} 2>/dev/null; chmod -R u+rwX {paths} 2>/dev/null; exit $rc"
+    # When cmd ends, whatever it left running in the background dies *before* the
+    # chown: else it could go on writing root-owned files nobody may remove.
+    "wait $child; rc=$?; kill -9 -1 2>/dev/null; chown -R {owner} {paths} 2>/dev/null; chmod -R u+rwX {paths} 2>/dev/null; exit $rc"
 )
 _WRAPPER_GRACE_SEC = 10.0  # how long the wrapper may take to kill and chown before SIGKILL
 _BRIDGE = "bridge"  # the engine's default network: what "allowNetwork" means
@@ -667,11 +668,12 @@ class DockerExecutor:
         raise ContainerError(msg)
 
     def _fix_owner(self, container_id: str, owner: tuple[int, int] | None, paths: list[str]) -> None:
-        """Give the output and caches to the caller (a root exec of ``chown -R`` and ``chmod -R u+rwX``)."""
+        """The step is over: kill what it left running, then give the output and caches to the caller (a root exec)."""
         if owner is None:
             return
         never = threading.Event()
-        cmd = ("sh", "-c", _CHOWN, f"{owner[0]}:{owner[1]}", *paths)
+        # Background processes die first, or they could write root-owned files after the chown.
+        cmd = ("sh", "-c", _KILL_AND_CHOWN, f"{owner[0]}:{owner[1]}", *paths)
         # Best effort: an image without chown leaves root-owned files, which the
         # store reports when it cannot move them.
         try:

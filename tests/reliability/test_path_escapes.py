@@ -317,3 +317,41 @@ def test_owner_unreadable_output_is_stored_as_unprivileged_user(shared_tmp: Path
         from .conftest import remove_containers
 
         remove_containers(store)
+
+
+# A writer left in the background keeps making root-owned, mode 000 directories.
+_LINGERING_WRITER = (
+    "(i=0; while :; do i=$((i+1)); mkdir -p /output/late$i/d && echo x > /output/late$i/d/f"
+    " && chmod 000 /output/late$i/d/f /output/late$i/d /output/late$i; done) & sleep 0.5; echo done > /output/a"
+)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("setup", [None, "true"], ids=["direct", "keeper"])
+def test_a_background_writer_left_by_a_step_is_stopped_before_the_output_is_handed_back(
+    shared_tmp: Path, unprivileged: str, setup: str | None
+) -> None:
+    """As a normal user: the step's leftovers die first, so nothing root-owned stays in staging."""
+    setup_line = f"\n        setup: {{cmd: '{setup}'}}" if setup else ""
+    pipeline = f"""\
+    id: lingering
+    steps:
+      - id: w
+        image: {BUSYBOX}{setup_line}
+        cmd: "{_LINGERING_WRITER}"
+    """
+    root = write_project(shared_tmp / "project", pipeline)
+    store = shared_tmp / "store"
+    chown_tree(shared_tmp, unprivileged)
+    try:
+        for _ in range(3):
+            process = _build_json(root, store, user=unprivileged)
+            assert "Traceback" not in process.stderr, process.stderr
+            assert process.proc.returncode == 0, process.stdout + process.stderr
+            assert staging_entries(store) == [], "root-owned garbage left in staging"
+            run_pipex("rm-step", "lingering", "w", "--store", str(store), user=unprivileged)
+        verify_store(store, user=unprivileged)
+    finally:
+        from .conftest import remove_containers
+
+        remove_containers(store)
