@@ -60,18 +60,23 @@ def load(path: Path | str | None = None, *, env_files: Sequence[Path | str] = ()
     return Project(pipeline, config)
 
 
-def open_store(explicit: Path | str | None = None, config: Any = None) -> Any:
-    """Open the store: ``explicit`` > ``PIPEX_STORE`` > ``.pipex.yml store`` > the user cache dir."""
+def open_store(explicit: Path | str | None = None, config: Any = None, *, repair: bool = False) -> Any:
+    """Open the store: ``explicit`` > ``PIPEX_STORE`` > ``.pipex.yml store`` > the user cache dir.
+
+    ``repair``: see ``Store.open`` (``verify --repair`` opens a store whose marker is damaged).
+    """
     from pipex.store import Store, default_root
 
     if isinstance(explicit, Store):
         return explicit
     if explicit is None and not os.environ.get("PIPEX_STORE") and config is not None and config.store:
         explicit = config.store
-    return Store.open(default_root(Path(explicit) if explicit is not None else None))
+    return Store.open(default_root(Path(explicit) if explicit is not None else None), repair=repair)
 
 
-def open_store_here(explicit: Path | str | None = None, directory: Path | str | None = None) -> Any:
+def open_store_here(
+    explicit: Path | str | None = None, directory: Path | str | None = None, *, repair: bool = False
+) -> Any:
     """Open the store a build in ``directory`` (default cwd) would use: its ``.pipex.yml`` counts."""
     from pipex.config import find_config_file, load_config
 
@@ -80,7 +85,7 @@ def open_store_here(explicit: Path | str | None = None, directory: Path | str | 
         root = Path(directory) if directory is not None else Path.cwd()
         if find_config_file(root) is not None:
             config = load_config(root)
-    return open_store(explicit, config)
+    return open_store(explicit, config, repair=repair)
 
 
 def _opened(store: Any) -> Any:

@@ -13,11 +13,11 @@ import typer
 STORE_HELP = "Store root (default: $PIPEX_STORE, .pipex.yml 'store', else the user cache dir)."
 
 
-def open_store(store: Optional[Path]) -> Any:
-    """Open the store the way a build in the current directory would find it."""
+def open_store(store: Optional[Path], *, repair: bool = False) -> Any:
+    """Open the store the way a build in the current directory would find it (``repair``: see ``Store.open``)."""
     from pipex import api
 
-    return api.open_store_here(store)
+    return api.open_store_here(store, repair=repair)
 
 
 def plain(value: Any) -> Any:

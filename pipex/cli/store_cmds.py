@@ -111,7 +111,7 @@ def verify_command(
     """Re-hash every object and check every tree, run and ref; exit 1 if anything is damaged."""
     from pipex.store.verify import verify
 
-    opened = _open(store)
+    opened = _open(store, repair=repair)
     if repair:
         _wait_for_builds(opened)
     report = verify(opened, repair=repair)

@@ -21,6 +21,9 @@ __all__ = [
     "write_temp",
     "rmtree",
     "walk_files",
+    "walk_entries",
+    "read_regular_file",
+    "file_kind",
     "copy_fd",
     "process_start_time",
     "process_alive",
@@ -259,8 +262,8 @@ def rmtree(path: str | bytes | os.PathLike[str]) -> None:
         os.close(top_fd)
 
 
-def walk_files(path: str | bytes) -> Iterator[tuple[bytes, os.stat_result]]:
-    """Every non-directory below ``path`` with its lstat, iteratively (any depth), links not followed."""
+def walk_entries(path: str | bytes) -> Iterator[tuple[bytes, os.stat_result]]:
+    """Every entry below ``path`` (directories too) with its lstat, iteratively (any depth), links not followed."""
     pending = [os.fsencode(path)]
     while pending:
         directory = pending.pop()
@@ -276,8 +279,52 @@ def walk_files(path: str | bytes) -> Iterator[tuple[bytes, os.stat_result]]:
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     pending.append(entry.path)
-                else:
-                    yield entry.path, st
+                yield entry.path, st
+
+
+def walk_files(path: str | bytes) -> Iterator[tuple[bytes, os.stat_result]]:
+    """Every non-directory below ``path`` with its lstat, iteratively (any depth), links not followed."""
+    return ((found, st) for found, st in walk_entries(path) if not stat.S_ISDIR(st.st_mode))
+
+
+def read_regular_file(path: str | bytes | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path``, opened non-blocking: a fifo or device is refused, never waited on.
+
+    OSError(EINVAL) with a readable strerror for anything but a regular file,
+    OSError(EFBIG) past ``limit`` bytes.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"it is {file_kind(info.st_mode)}, not a regular file", os.fsdecode(path))
+        if limit is not None and info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB", os.fsdecode(path))
+        chunks = []
+        total = 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if limit is not None and total > limit:  # it grew while we read
+                raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB", os.fsdecode(path))
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def file_kind(mode: int) -> str:
+    """``a fifo``, ``a device``, ``a socket``, ``a directory``, ``a symlink``, ``a file``: for messages."""
+    if stat.S_ISFIFO(mode):
+        return "a fifo"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "a file"
 
 
 def process_start_time(pid: int) -> int | None:

@@ -11,6 +11,7 @@ run; the runner picks other ids for failed or unstable runs.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipex.errors import RunNotFoundError, StoreCorruptError, StoreError
+from pipex.store._fs import read_regular_file
 
 __all__ = ["RunRecord", "RunNotFoundError", "LOG_STREAMS", "check_run_id", "load_meta"]
 
@@ -61,8 +63,7 @@ def load_meta(run_id: str, run_dir: Path, meta_file: str | None = None) -> dict[
     ``meta_file`` is the same path as a string, when the caller has it (cheaper than pathlib).
     """
     try:
-        with open(meta_file or run_dir / "meta.json", "rb") as handle:
-            data = handle.read()
+        data = read_regular_file(meta_file or run_dir / "meta.json")  # a fifo planted there must not hang us
     except FileNotFoundError:
         if run_dir.is_dir():
             msg = f"run {run_id} is damaged (no meta.json); run 'pipex verify --repair'"
@@ -70,6 +71,9 @@ def load_meta(run_id: str, run_dir: Path, meta_file: str | None = None) -> dict[
         msg = f"run {run_id} not found in the store"
         raise RunNotFoundError(msg) from None
     except OSError as error:
+        if error.errno == errno.EINVAL:  # not a regular file (a fifo, a directory)
+            msg = f"run {run_id} is damaged (meta.json: {error.strerror}); run 'pipex verify --repair'"
+            raise StoreCorruptError(msg) from None
         msg = f"cannot read run {run_id}: {error.strerror}"
         raise StoreError(msg) from error
     try:

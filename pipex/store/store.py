@@ -45,6 +45,7 @@ from pipex.store._fs import (
     fsync_dir,
     process_alive,
     process_start_time,
+    read_regular_file,
     rmtree,
     show_path,
     store_errors,
@@ -149,8 +150,12 @@ class Store:
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: Path | str) -> Store:
-        """Open (creating the layout if needed) the store at ``root``; clear dead processes' staging."""
+    def open(cls, root: Path | str, *, repair: bool = False) -> Store:
+        """Open (creating the layout if needed) the store at ``root``; clear dead processes' staging.
+
+        ``repair`` (``verify --repair``) rewrites a damaged ``store.json`` of a
+        store whose layout is there, instead of refusing to open it.
+        """
         root = Path(root).expanduser().absolute()
         if root.exists() and not root.is_dir():
             msg = f"cannot open the store at {root}: not a directory"
@@ -164,23 +169,28 @@ class Store:
                 if not (root / name).is_dir():
                     with contextlib.suppress(FileExistsError):
                         (root / name).mkdir()
-            store._check_format()
+            store._check_format(repair)
             store._dev = os.stat(root / "objects").st_dev
         store.clear_stale_staging()
         return store
 
-    def _check_format(self) -> None:
+    def _check_format(self, repair: bool = False) -> None:
         marker = self.root / "store.json"
         try:
-            doc = json.loads(marker.read_bytes())
+            doc = json.loads(read_regular_file(marker))
             fmt = doc.get("format") if isinstance(doc, dict) else None
         except FileNotFoundError:
             write_atomic(marker, json.dumps({"format": STORE_FORMAT}).encode(), Path(self._tmpdir()))
             return
-        except (ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, UnicodeDecodeError):
             fmt = None
         if not isinstance(fmt, int):
-            msg = f"{marker} is damaged; expected {{\"format\": {STORE_FORMAT}}}"
+            if repair:
+                if not marker.is_symlink() and marker.is_dir():
+                    rmtree(self._retire(marker))
+                write_atomic(marker, json.dumps({"format": STORE_FORMAT}).encode(), Path(self._tmpdir()))
+                return
+            msg = f"{marker} is damaged; expected {{\"format\": {STORE_FORMAT}}}: run 'pipex verify --repair'"
             raise StoreCorruptError(msg)
         if fmt > STORE_FORMAT:
             msg = f"the store at {self.root} has format {fmt}; this pipex understands {STORE_FORMAT}: upgrade pipex"
@@ -589,10 +599,13 @@ class Store:
         """Remove a ref; missing is fine."""
         refs = self._ref_dir(workspace, kind)
         with store_errors(f"cannot remove ref {workspace}/{kind}/{step}"):
+            path = refs / check_name(step, "step")
             try:
-                os.unlink(refs / check_name(step, "step"))
+                os.unlink(path)
             except FileNotFoundError:
                 return
+            except IsADirectoryError:
+                rmtree(self._retire(path))  # damage: a directory where the link belongs
             fsync_dir(refs)
 
     def workspaces(self) -> list[str]:

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import os
+import stat
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipex.errors import StoreError
-from pipex.store._fs import fsync_dir, rmtree, store_errors
+from pipex.store._fs import file_kind, fsync_dir, read_regular_file, rmtree, show_path, store_errors, walk_entries
 from pipex.store.objects import hash_file, is_oid
 from pipex.store.refs import REF_KINDS, read_link
 from pipex.store.runs import load_meta
 from pipex.store.store import Store
-from pipex.store.trees import decode_tree
+from pipex.store.trees import EntryType, Tree, decode_tree
 
 __all__ = ["ProblemKind", "Problem", "VerifyReport", "verify"]
 
@@ -36,6 +39,10 @@ class ProblemKind(enum.Enum):
     MISSING_TREE = "missing-tree"
     DAMAGED_RUN = "damaged-run"
     DANGLING_REF = "dangling-ref"
+    BROKEN_REF = "broken-ref"  # not a link where a ref should be (a directory, a file)
+    DAMAGED_WORKSPACE = "damaged-workspace"  # workspace.json unreadable
+    DAMAGED_CHECKOUT = "damaged-checkout"  # a checkout that differs from its tree
+    STRAY_FILE = "stray-file"  # a fifo, device or socket among objects or trees
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,10 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
                     continue  # not an object name: nothing references it, gc sweeps it
                 n_objects += 1
                 try:
-                    n_bytes += entry.stat(follow_symlinks=False).st_size
-                    actual = hash_file(entry.path)
+                    info = entry.stat(follow_symlinks=False)
+                    n_bytes += info.st_size
+                    # Never open what is not a regular file: a fifo would block verify forever.
+                    actual = hash_file(entry.path) if stat.S_ISREG(info.st_mode) else f"{file_kind(info.st_mode)}, not a file"
                 except OSError as error:
                     actual = f"unreadable: {error.strerror}"
                 if actual == oid:
@@ -116,7 +125,7 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
                 continue
             n_trees += 1
             try:
-                tree = decode_tree(tree_id, (root / "trees" / prefix / name).read_bytes())
+                tree = decode_tree(tree_id, read_regular_file(root / "trees" / prefix / name))
             except (StoreError, OSError) as error:
                 corrupt_trees.append(tree_id)
                 bad_trees.add(tree_id)
@@ -164,7 +173,13 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
                 continue
             for step in names:
                 n_refs += 1
-                run_id = read_link(root / "workspaces" / ws / kind / step)
+                path = root / "workspaces" / ws / kind / step
+                if not path.is_symlink():
+                    bad_refs.append((ws, kind, step))
+                    what = file_kind(os.lstat(path).st_mode) if path.exists() else "missing"
+                    problems.append(Problem(ProblemKind.BROKEN_REF, f"{ws}/{kind}/{step}", f"is {what}, not a ref link"))
+                    continue
+                run_id = read_link(path)
                 if run_id is None or not (root / "runs" / run_id).is_dir():
                     bad_refs.append((ws, kind, step))
                     problems.append(Problem(ProblemKind.DANGLING_REF, f"{ws}/{kind}/{step}", f"names missing run {run_id}"))
@@ -175,6 +190,9 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
         if pin not in bad_runs:
             problems.append(Problem(ProblemKind.DANGLING_REF, f"pin:{pin}", "names a missing run"))
 
+    bad_workspaces = _check_workspaces(store, problems)
+    bad_checkouts = _check_checkouts(store, bad_trees, problems)
+
     counts: dict[str, int] = {}
     for problem in problems:
         counts[problem.kind.value] = counts.get(problem.kind.value, 0) + 1
@@ -183,7 +201,80 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
     )
     if not repair or not problems:
         return report
-    return _repair(store, report, corrupt_objects, corrupt_trees, bad_trees, bad_runs, bad_refs, bad_pins)
+    repaired = _repair(store, report, corrupt_objects, corrupt_trees, bad_trees, bad_runs, bad_refs, bad_pins)
+    for ws in bad_workspaces:
+        # Rewritten by the next build of that project (an unknown root is adopted).
+        with contextlib.suppress(FileNotFoundError):
+            rmtree(store._retire(root / "workspaces" / ws / "workspace.json"))
+    for tree_id in bad_checkouts:
+        with contextlib.suppress(FileNotFoundError):
+            rmtree(store._retire(root / "checkouts" / tree_id))  # made again on next use
+    return repaired
+
+
+def _check_workspaces(store: Store, problems: list[Problem]) -> list[str]:
+    """Workspaces whose workspace.json is unreadable (builds of them would fail)."""
+    bad = []
+    for ws in store.workspaces():
+        path = store.root / "workspaces" / ws / "workspace.json"
+        try:
+            doc = json.loads(read_regular_file(path))
+            fine = isinstance(doc, dict) and isinstance(doc.get("project_root"), str)
+            reason = "has no project_root"
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            fine, reason = False, getattr(error, "strerror", None) or "is not JSON"
+        if not fine:
+            bad.append(ws)
+            problems.append(Problem(ProblemKind.DAMAGED_WORKSPACE, ws, f"workspace.json {reason}"))
+    return bad
+
+
+def _check_checkouts(store: Store, bad_trees: set[str], problems: list[Problem]) -> list[str]:
+    """Checkouts that are not exactly their tree (an entry missing, added, or of another kind)."""
+    bad = []
+    root = store.root / "checkouts"
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return bad
+    for tree_id in names:
+        if not is_oid(tree_id) or tree_id in bad_trees:
+            continue  # gc's (not a checkout name) or already dropped with its tree
+        path = root / tree_id
+        try:
+            tree = store.read_tree(tree_id)
+        except StoreError:
+            continue  # a checkout of a tree gc collected: gc removes it
+        why = _checkout_difference(path, tree)
+        if why is not None:
+            bad.append(tree_id)
+            problems.append(Problem(ProblemKind.DAMAGED_CHECKOUT, tree_id, why))
+    return bad
+
+
+def _checkout_difference(path: Path, tree: Tree) -> str | None:
+    """How the checkout at ``path`` differs from ``tree`` (None: it does not)."""
+    if path.is_symlink() or not path.is_dir():
+        return "is not a directory"
+    expected = {entry.path: entry for entry in tree.entries}
+    base = os.fsencode(path)
+    seen = 0
+    for found, info in walk_entries(base):
+        rel = found[len(base) + 1 :]
+        entry = expected.get(rel)
+        if entry is None:
+            return f"has {show_path(rel)!r}, which its tree does not"
+        seen += 1
+        kind = {EntryType.FILE: stat.S_ISREG, EntryType.DIR: stat.S_ISDIR, EntryType.LINK: stat.S_ISLNK}[entry.type]
+        if not kind(info.st_mode):
+            return f"{show_path(rel)!r} is {file_kind(info.st_mode)}, its tree says {entry.type.value}"
+        if entry.type is EntryType.FILE and info.st_size != entry.size:
+            return f"{show_path(rel)!r} has {info.st_size} bytes, its tree says {entry.size}"
+    if seen != len(expected):
+        return f"misses {len(expected) - seen} entries of its tree"
+    return None
 
 
 def _sound(store: Store, key: str, oid: str) -> bool:
