@@ -489,8 +489,42 @@ class Planner:
             reasons = ["previous run was removed"]
         else:
             previous_doc = previous_meta.get("fingerprint_doc") if previous_meta else None
-            reasons = explain(previous_doc, document, host_hasher=self.host_hasher)
+            reasons = self._failed_last(step_id, previous_meta, fingerprint, document) or explain(
+                previous_doc, document, host_hasher=self.host_hasher
+            )
         return StepPlan(step_id, StepStatus.RUN, tuple(reasons), fingerprint, None, None, image_id, document)
+
+    def _failed_last(
+        self, step_id: str, succeeded: Mapping[str, Any] | None, fingerprint: str, document: Mapping[str, Any]
+    ) -> list[str]:
+        """``last run failed (exit N)`` when the step's latest run failed, plus what changed since; else []."""
+        try:
+            failed_id = self.store.get_ref(self.workspace, step_id, kind="failed")
+        except (PipexError, OSError):
+            return []
+        failed = self._failed_meta(failed_id)
+        if failed is None:
+            return []
+        if succeeded is not None and float(succeeded.get("finished_at") or 0) >= float(failed.get("finished_at") or 0):
+            return []  # a success came after it: explain against that
+        if failed.get("timed_out"):
+            why = "timed out"
+        elif failed.get("exit_code") is not None:
+            why = f"exit {failed['exit_code']}"
+        else:
+            why = str(failed.get("message") or "failed").split(";")[0]
+        reasons = [f"last run failed ({why})"]
+        if failed.get("fingerprint") != fingerprint and isinstance(failed.get("fingerprint_doc"), Mapping):
+            reasons += explain(failed["fingerprint_doc"], document, host_hasher=self.host_hasher)
+        return reasons
+
+    def _failed_meta(self, run_id: str | None) -> Mapping[str, Any] | None:
+        if run_id is None:
+            return None
+        try:
+            return self.store.read_run(run_id).meta  # type: ignore[no-any-return]
+        except (PipexError, OSError):
+            return None
 
     def plan(self, targets: Iterable[str] = ()) -> Plan:
         """Decide every step the targets need (default: all leaves), in topological order."""
