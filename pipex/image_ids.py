@@ -18,6 +18,7 @@ import socket
 from typing import Any, Iterable
 
 from pipex.errors import DockerUnavailableError
+from pipex.image_reference import images_by_ref, lookup, normalize_ref
 
 __all__ = ["default_image_resolver", "socket_path", "images_by_ref", "normalize_ref"]
 
@@ -62,53 +63,7 @@ def default_image_resolver(refs: list[str]) -> dict[str, str | None]:
             raise DockerUnavailableError(msg) from error
     images = _get_json(path, "/images/json")
     index = images_by_ref(images)
-    return {ref: index.get(_ref_key(ref)) for ref in refs}
-
-
-def images_by_ref(images: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """Index the entries of ``GET /images/json`` by normalised tag and digest reference."""
-    index: dict[str, str] = {}
-    for image in images:
-        image_id = image.get("Id")
-        if not image_id:
-            continue
-        index[image_id] = image_id
-        for ref in (*(image.get("RepoTags") or ()), *(image.get("RepoDigests") or ())):
-            if ref and not ref.startswith("<none>"):
-                index[_ref_key(ref)] = image_id
-    return index
-
-
-def normalize_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """Split a reference into (full repository name, tag, digest) as Docker reads it.
-
-    ``python`` -> ``("docker.io/library/python", "latest", None)``.
-    """
-    name, _, digest = ref.partition("@")
-    tag = None
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        name, tag = name[:colon], name[colon + 1 :]
-    first, sep, rest = name.partition("/")
-    if not sep:
-        name = f"docker.io/library/{name}"
-    elif first == "index.docker.io":
-        name = f"docker.io/{rest}" if "/" in rest else f"docker.io/library/{rest}"
-    elif "." not in first and ":" not in first and first != "localhost":
-        name = f"docker.io/{name}"
-    elif first == "docker.io" and "/" not in rest:
-        name = f"docker.io/library/{rest}"
-    if tag is None and not digest:
-        tag = "latest"
-    return name, tag, digest or None
-
-
-def _ref_key(ref: str) -> str:
-    if ref.startswith("sha256:"):
-        return ref
-    name, tag, digest = normalize_ref(ref)
-    return f"{name}@{digest}" if digest else f"{name}:{tag}"
+    return {ref: lookup(index, ref) for ref in refs}
 
 
 def _get_json(path: str, url: str) -> Any:

@@ -90,6 +90,7 @@ from pipex.executor.base import (
     Phase,
 )
 from pipex.executor.network import CONTAINER_CA_PATH, network_env
+from pipex.image_reference import images_by_ref, lookup
 
 __all__ = ["DockerExecutor", "KEEPER_CMD"]
 
@@ -194,24 +195,9 @@ class DockerExecutor:
 
     def resolve_images(self, refs: Iterable[str]) -> dict[str, str | None]:
         """Map each ref to its local image id (None when absent), in one ``images`` call."""
-        refs = list(refs)
         with _mapped_errors("listing images"):
-            images = self.api.images()
-        known: dict[str, str] = {}
-        for image in images:
-            image_id = image["Id"]
-            known[image_id] = image_id
-            for name in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
-                known[_normalize_ref(name)] = image_id
-        result: dict[str, str | None] = {}
-        for ref in refs:
-            if ref in known:
-                result[ref] = known[ref]
-            elif ref.startswith("sha256:"):
-                result[ref] = next((i for i in known.values() if i.startswith(ref)), None)
-            else:
-                result[ref] = known.get(_normalize_ref(ref))
-        return result
+            index = images_by_ref(self.api.images())
+        return {ref: lookup(index, ref) for ref in refs}
 
     def ensure_image(
         self, ref: str, progress: Callable[[str], None] | None = None, cancel: threading.Event | None = None
@@ -375,6 +361,8 @@ class DockerExecutor:
         container_id: str | None = None
         try:
             container_id = self._create(inv, image_id, keeper, secrets_dir, wrap_owner)
+            if inv.runtime:
+                self._check_runtime(container_id, inv)
             with self._lock:
                 self._active[container_id] = stop
             if self._stopping.is_set():
@@ -465,6 +453,18 @@ class DockerExecutor:
             )
         return created["Id"]
 
+    def _check_runtime(self, container_id: str, inv: Invocation) -> None:
+        """Fail the step if the engine created the container under another runtime than asked (an API may ignore it)."""
+        with _mapped_errors(f"inspecting the container of step '{inv.step_id}'"):
+            host = self.api.inspect_container(container_id).get("HostConfig") or {}
+        got = host.get("Runtime") or "the default runtime"
+        if got != inv.runtime:
+            msg = (
+                f"step '{inv.step_id}': the engine ignored runtime '{inv.runtime}' and would run it under {got}; "
+                "refusing to run it unsandboxed"
+            )
+            raise ContainerError(msg)
+
     def _put_sources(self, container_id: str, inv: Invocation) -> None:
         """Copy the step's sources into the (created, not started) container with one put_archive."""
         # A spooled file keeps small trees in memory and spills big ones to disk.
@@ -518,6 +518,8 @@ class DockerExecutor:
                 pump.done.wait(10)
                 return _killed(how, Phase.RUN, inv)
             pump.done.wait()
+            if pump.open_error is not None:
+                raise pump.open_error
             with _mapped_errors(f"waiting for step '{inv.step_id}'"):
                 exit_code = int(api.wait(container_id)["StatusCode"])
             if pump.timestamped:
@@ -564,22 +566,25 @@ class DockerExecutor:
         from docker.errors import APIError
 
         api = self.api
-        with _mapped_errors(f"following the output of step '{inv.step_id}'"):
-            try:
-                response = api._get(
-                    api._url("/containers/{0}/logs", container_id),
-                    params={"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 1},
-                    stream=True,
-                )
-                _disable_timeout(api._get_raw_response_socket(response))
-                return _Pump(sink, response=response)
-            except APIError as error:
-                if error.status_code is None or error.status_code >= 500 and error.status_code != 501:
-                    raise
-                # A log driver the engine cannot read back ("none"...): attaching
-                # late may miss the first lines, but the step still runs.
-                sock = api.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1})
-                return _Pump(sink, sock=sock)
+
+        def open_stream() -> tuple[Any, Any]:
+            with _mapped_errors(f"following the output of step '{inv.step_id}'"):
+                try:
+                    response = api._get(
+                        api._url("/containers/{0}/logs", container_id),
+                        params={"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 1},
+                        stream=True,
+                    )
+                    _disable_timeout(api._get_raw_response_socket(response))
+                    return None, response
+                except APIError as error:
+                    if error.status_code is None or error.status_code >= 500 and error.status_code != 501:
+                        raise
+                    # A log driver the engine cannot read back ("none"...): attaching
+                    # late may miss the first lines, but the step still runs.
+                    return api.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1}), None
+
+        return _Pump(sink, opener=open_stream)
 
     def _run_keeper(
         self,
@@ -780,15 +785,27 @@ class _Pump:
     encoding is undone).
     """
 
-    def __init__(self, sink: _LogSink | None, *, sock: Any = None, response: Any = None) -> None:
+    def __init__(
+        self,
+        sink: _LogSink | None,
+        *,
+        sock: Any = None,
+        response: Any = None,
+        opener: Callable[[], tuple[Any, Any]] | None = None,
+    ) -> None:
         self._sock = sock
         self._response = response
+        # ``opener`` returns (sock, response), called on the pump's thread: on
+        # Podman a followed logs request answers only with the first output, and
+        # a silent step must still time out and be cancelled on time.
+        self._opener = opener
+        self.open_error: BaseException | None = None
         self._sink = sink
         self.done = threading.Event()
         self.error: BaseException | None = None
-        # A logs response carries timestamps: the last one seen (ns) and how many
-        # entries had it, so `_catch_up` can fetch exactly what the follow missed.
-        self.timestamped = response is not None
+        # A logs response carries timestamps: the newest one seen (ns), so
+        # `_catch_up` can fetch exactly what the follow missed.
+        self.timestamped = response is not None or opener is not None
         self.max_ns = -1
         # The entries of the last few seconds, for `_catch_up` to skip exactly those.
         self._recent: collections.deque[tuple[int, int, bytes]] = collections.deque(maxlen=_RECENT_ENTRIES)
@@ -824,6 +841,16 @@ class _Pump:
 
     def _loop(self) -> None:
         try:
+            if self._opener is not None:
+                try:
+                    self._sock, self._response = self._opener()
+                except BaseException as error:  # handed to the step's thread through open_error
+                    self.open_error = error
+                    self.timestamped = False
+                    return
+                self.timestamped = self._response is not None
+                if self._sock is not None:
+                    _disable_timeout(self._sock)
             for stream, data in self._frames():
                 if self._sink is not None and data:
                     try:
@@ -838,6 +865,10 @@ class _Pump:
 
     def close(self) -> None:
         """Close the stream and wait for the thread (briefly: it ends at EOF or on close)."""
+        if self._sock is None and self._response is None:
+            self._thread.join(5)  # still opening: the request ends when the container is removed
+            if self._sock is None and self._response is None:
+                return
         if self._sock is not None:
             if not self.done.is_set():
                 _shutdown(self._sock)
@@ -1075,18 +1106,6 @@ def _require_local_engine(url: str, where: str) -> None:
         "containers, which needs an engine on this machine (unset DOCKER_HOST or point it at a local socket)"
     )
     raise DockerUnavailableError(msg)
-
-
-def _normalize_ref(ref: str) -> str:
-    """Strip the default registry and library prefix and add ``:latest`` when no tag or digest."""
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
-        if ref.startswith(prefix):
-            ref = ref[len(prefix) :]
-            break
-    if "@" in ref:
-        return ref
-    last = ref.rsplit("/", 1)[-1]
-    return ref if ":" in last else f"{ref}:latest"
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:
