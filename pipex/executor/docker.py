@@ -55,6 +55,8 @@ direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
 from __future__ import annotations
 
 import collections
+import contextlib
+import dataclasses
 import os
 import re
 import shlex
@@ -313,6 +315,14 @@ class DockerExecutor:
                 removed += 1
             except NotFound:
                 pass  # someone else removed it meanwhile
+        # Setup snapshots of hardened steps (see _run_hardened_after_setup) carry the same labels.
+        with _mapped_errors("listing leftover images"):
+            images = self.api.images(filters=filters)
+        for image in images:
+            if keep is not None and keep(image.get("Labels") or {}):
+                continue
+            with contextlib.suppress(Exception):  # in use by a live container, or gone
+                self.api.remove_image(image["Id"], force=True)
         return removed
 
     def stop_all(self) -> None:
@@ -344,11 +354,63 @@ class DockerExecutor:
         """Run one step to completion in a fresh container and remove it; thread-safe.
 
         After `stop_all`, every call returns a cancelled result without starting anything.
+        A hardened step (``readOnlyRootfs``, ``capDrop``) with a setup phase runs
+        in two containers: see `_run_hardened_after_setup`.
+        """
+        if invocation.setup_cmd and (invocation.read_only_rootfs or invocation.cap_drop):
+            return self._run_hardened_after_setup(invocation, cancel)
+        return self._run_once(invocation, cancel)[0]
+
+    def _run_hardened_after_setup(self, inv: Invocation, cancel: threading.Event) -> ExecutionResult:
+        """Setup in an unhardened container, committed; then ``cmd`` hardened in a container of that snapshot.
+
+        # NOTE: a read-only root filesystem and dropped capabilities hold for a
+        # whole container, yet installs (pip, npm, apt) must write the image and
+        # may need capabilities. So the setup phase (root, writable, default
+        # capabilities, still no-new-privileges) ends with a commit, and the run
+        # phase starts from that snapshot with every hardening asked for. The
+        # snapshot is removed afterwards; one left by a killed build carries the
+        # build's labels and goes with its containers.
         """
         started_at = time.time()
+        clock = time.monotonic()
+        image_id = self._image_id(inv.image)
+
+        def setup_phase_only(phase: Phase) -> None:
+            if phase is Phase.SETUP and inv.on_phase is not None:
+                inv.on_phase(phase)
+
+        setup_inv = dataclasses.replace(
+            inv, cmd=("sh", "-c", "exit 0"), read_only_rootfs=False, cap_drop=(), network=False, on_phase=setup_phase_only
+        )
+        setup, snapshot = self._run_once(setup_inv, cancel, commit=True)
+        if not setup.ok or snapshot is None:
+            return dataclasses.replace(setup, image_id=image_id, started_at=started_at)
+        try:
+            timeout = inv.timeout_sec
+            if timeout is not None:
+                timeout = max(0.001, timeout - (time.monotonic() - clock))
+            run_inv = dataclasses.replace(
+                inv, image=snapshot, setup_cmd=None, setup_lock=None, setup_network=False, sources=(), timeout_sec=timeout
+            )
+            result, _ = self._run_once(run_inv, cancel)
+        finally:
+            with contextlib.suppress(Exception):  # best effort; a leftover goes with remove_leftovers
+                self.api.remove_image(snapshot, force=True)
+        message = result.message
+        if result.timed_out and inv.timeout_sec is not None:
+            message = f"timed out after {inv.timeout_sec:g}s"
+        return dataclasses.replace(result, image_id=image_id, started_at=started_at, message=message)
+
+    def _run_once(
+        self, invocation: Invocation, cancel: threading.Event, *, commit: bool = False
+    ) -> tuple[ExecutionResult, str | None]:
+        """Run ``invocation`` in one fresh container; with ``commit``, snapshot it (when it succeeded) before removal."""
+        started_at = time.time()
         inv = invocation
+        snapshot: str | None = None
         if self._stopping.is_set() or cancel.is_set():
-            return _result(_cancelled(None), "", started_at)
+            return _result(_cancelled(None), "", started_at), None
         _check_host_paths(inv)
         image_id = self._image_id(inv.image)
         owner = inv.owner or (os.geteuid(), os.getegid())
@@ -374,6 +436,9 @@ class DockerExecutor:
                     result = self._run_keeper(container_id, inv, cancel, stop, sink, owner if fix_owner else None)
                 else:
                     result = self._run_direct(container_id, inv, cancel, stop, sink, wrap_owner is not None)
+            if commit and result[0] == 0 and not (cancel.is_set() or stop.is_set()):
+                with _mapped_errors(f"saving the setup of step '{inv.step_id}'"):
+                    snapshot = str(self.api.commit(container_id, conf={"Labels": dict(inv.labels)})["Id"])
         except PipexError:
             if not (cancel.is_set() or stop.is_set()):
                 raise
@@ -384,7 +449,7 @@ class DockerExecutor:
                 self._remove(container_id)
             if secrets_dir is not None:
                 shutil.rmtree(secrets_dir, ignore_errors=True)
-        return _result(result, image_id, started_at)
+        return _result(result, image_id, started_at), snapshot
 
     def _create(
         self,
@@ -615,8 +680,9 @@ class DockerExecutor:
                 lock = inv.setup_lock() if inv.setup_lock is not None else nullcontext()
                 with lock:
                     _enter_phase(inv, Phase.SETUP)
+                    # Setup runs as root (installs write the image); cmd as the step's user.
                     code = self._exec(
-                        container_id, inv.setup_cmd, setup_env, inv.user, sink, cancel, stop, deadline, Phase.SETUP
+                        container_id, inv.setup_cmd, setup_env, "0", sink, cancel, stop, deadline, Phase.SETUP
                     )
                 if code != 0:
                     self._fix_owner(container_id, owner, owned_paths)

@@ -565,7 +565,7 @@ def test_missing_command_fails_the_step_with_127(
     assert not result.ok and result.message
 
 
-def test_keeper_mode_runs_setup_and_cmd_as_the_step_user_with_its_env(
+def test_keeper_mode_runs_setup_as_root_and_cmd_as_the_step_user_with_its_env(
     executor: Any, make_invocation: MakeInvocation
 ) -> None:
     inv = make_invocation(
@@ -575,7 +575,32 @@ def test_keeper_mode_runs_setup_and_cmd_as_the_step_user_with_its_env(
         env={"WHO": "me"},
     )
     assert run(executor, inv).ok
-    assert stdout(inv) == "65534\nsetup-me\n65534\nme\n"
+    assert stdout(inv) == "0\nsetup-me\n65534\nme\n"
+
+
+def test_a_hardened_step_installs_in_setup_then_runs_hardened_from_its_snapshot(
+    executor: Any, make_invocation: MakeInvocation, docker_api: Any, test_labels: dict[str, str]
+) -> None:
+    inv = make_invocation(
+        "cat /opt/tool; id -u; (touch /etc/x 2>/dev/null && echo writable || echo read-only);"
+        " grep CapEff /proc/self/status; cp /opt/tool /output/tool",
+        setup_cmd=("sh", "-c", "mkdir -p /opt && echo installed > /opt/tool && grep CapEff /proc/self/status"),
+        user="65534",
+        read_only_rootfs=True,
+        cap_drop=("ALL",),
+        timeout_sec=60,
+    )
+    os.chmod(inv.output_dir, 0o777)  # the runner does this for a step with its own user
+    result = run(executor, inv)
+    assert result.ok, (result, inv.stderr_path.read_text())
+    lines = stdout(inv).splitlines()
+    setup_caps, tool, uid, rootfs, run_caps = lines
+    assert setup_caps != "CapEff:\t0000000000000000"  # setup kept the default capabilities
+    assert (tool, uid, rootfs, run_caps) == ("installed", "65534", "read-only", "CapEff:\t0000000000000000")
+    assert (inv.output_dir / "tool").read_text() == "installed\n"
+    assert result.image_id == executor.ensure_image(inv.image)  # the image the fingerprint names, not the snapshot
+    left = docker_api.images(filters={"label": f"pipex.test={test_labels['pipex.test']}"})
+    assert left == [], "the setup snapshot was not removed"
 
 
 def test_invalid_resource_value_is_a_one_line_pipex_error(executor: Any, make_invocation: MakeInvocation) -> None:

@@ -62,3 +62,38 @@ def test_python_kit_installs_pip_packages_through_the_ca_bundle(project: Project
     assert result.ok, [e.data for e in project.events]
     assert project.output(result, "py", "six") == "1.17.0"
     assert project.outcomes(project.build()) == {"py": "cached"}
+
+
+def test_hardened_steps_use_kit_installs_apt_and_pip(project: Project) -> None:
+    """capDrop: [ALL], a user and a read-only root: setup still installs (as root, writable); cmd runs hardened."""
+    project.write(
+        f"""\
+        id: hardened
+        steps:
+          - id: py
+            uses: python
+            with:
+              packages: [six==1.17.0]
+              run: python3 -c "import six; open('/output/six', 'w').write(six.__version__)"
+            user: "65534"
+            capDrop: [ALL]
+            readOnlyRootfs: true
+          - id: tool
+            uses: shell
+            with:
+              image: {PYTHON}
+              packages: [jq]
+              run: |
+                echo '{{"a": 1}}' | jq '.a' > /output/jq
+                (touch /usr/x 2>/dev/null && echo writable || echo read-only) > /output/rootfs
+                grep CapEff /proc/self/status > /output/caps
+            capDrop: [ALL]
+            readOnlyRootfs: true
+        """
+    )
+    result = project.build()
+    assert result.ok, [e.data for e in project.events if e.kind.value == "STEP_FAILED"]
+    assert project.output(result, "py", "six") == "1.17.0"
+    assert project.output(result, "tool", "jq") == "1\n"
+    assert project.output(result, "tool", "rootfs") == "read-only\n"
+    assert project.output(result, "tool", "caps") == "CapEff:\t0000000000000000\n"
