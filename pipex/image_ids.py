@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any, Iterable
+from typing import Any
 
 from pipex.errors import DockerUnavailableError
 from pipex.image_reference import images_by_ref, lookup, normalize_ref

@@ -76,6 +76,16 @@ def containers(store: Path, docker_host: str | None = None) -> list[dict[str, An
         api.close()
 
 
+def wait_running(store: Path, step: str, timeout: float = 60) -> None:
+    """Block until a container of ``step`` (labelled with ``store``) is running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c["Labels"].get("pipex.step") == step and c["State"] == "running" for c in containers(store)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no running container for step {step}")
+
+
 def remove_containers(store: Path, docker_host: str | None = None) -> list[str]:
     """Force-remove the containers labelled with ``store``; return their names."""
     import docker

@@ -16,6 +16,7 @@ from .conftest import (
     staging_entries,
     start_pipex,
     verify_store,
+    wait_running,
     write_project,
 )
 
@@ -33,22 +34,12 @@ steps:
 """
 
 
-def _wait_for_container(store: Path, step: str, timeout: float = 60) -> None:
-    """Block until a container of ``step`` exists."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(c["Labels"].get("pipex.step") == step and c["State"] == "running" for c in containers(store)):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no container for step {step} appeared")
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_setup_phase_exits_130_and_cleans_up(tmp_path: Path, store: Path, signum: int) -> None:
     root = write_project(tmp_path / "project", SETUP)
     process = start_pipex("build", "-f", str(root), "--store", str(store), "--json")
     assert process.events.wait_for(lambda e: e.get("event") == "STEP_STARTING" and e.get("step") == "slow")
-    _wait_for_container(store, "slow")
+    wait_running(store, "slow")
     time.sleep(0.5)  # inside the setup exec, holding the exclusive cache lock
     process.proc.send_signal(signum)
     assert process.wait(timeout=60) == 130, process.stderr
@@ -69,7 +60,7 @@ def test_signal_while_waiting_for_the_workspace_exits_130(tmp_path: Path, store:
     pipeline = f"id: waiting\nsteps:\n  - {{id: s, image: {BUSYBOX}, cmd: sleep 20; echo s > /output/s}}\n"
     root = write_project(tmp_path / "project", pipeline)
     first = start_pipex("build", "-f", str(root), "--store", str(store), "--json")
-    _wait_for_container(store, "s")
+    wait_running(store, "s")
     second = start_pipex("build", "-f", str(root), "--store", str(store), "--json")
     assert second.events.wait_for(lambda e: "another build" in e.get("message", ""), timeout=30), second.stderr
     second.proc.send_signal(signum)

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import BUSYBOX, containers, run_pipex, start_pipex, write_project
+from .conftest import BUSYBOX, containers, run_pipex, start_pipex, wait_running, write_project
 
 pytestmark = pytest.mark.docker
 
 SECRET_VALUE = "s3cr3t-" + os.urandom(6).hex()
-
-
-def _wait_running(store: Path, step: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(c["Labels"].get("pipex.step") == step and c["State"] == "running" for c in containers(store)):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no running container for step {step}")
 
 
 def _files_holding(root: Path, needle: bytes) -> list[str]:
@@ -60,7 +50,7 @@ def test_no_secret_outlives_a_killed_build(tmp_path: Path, store: Path) -> None:
     )
     before = _tmp_secret_dirs()
     build = start_pipex("build", "--json", store=store, cwd=project, env={"PIPEX_TEST_TOKEN": SECRET_VALUE})
-    _wait_running(store, "s")
+    wait_running(store, "s")
     os.kill(build.pid, signal.SIGKILL)
     build.wait(30)
     assert _tmp_secret_dirs() == before, "a secret dir was left in the system temp dir"
@@ -81,7 +71,7 @@ def test_a_killed_exec_ephemeral_leaves_no_container_after_the_next_command(tmp_
     assert run_pipex("build", store=store, cwd=project).proc.returncode == 0
     (project / "one.yaml").write_text(f"id: e\nimage: {BUSYBOX}\ncmd: sleep 60\n")
     ephemeral = start_pipex("exec", "ex", "-f", "one.yaml", "--ephemeral", store=store, cwd=project)
-    _wait_running(store, "e")
+    wait_running(store, "e")
     os.kill(ephemeral.pid, signal.SIGKILL)
     ephemeral.wait(30)
     assert containers(store), "the kill should have left the container (else this test shows nothing)"
@@ -94,7 +84,7 @@ def test_a_killed_exec_ephemeral_leaves_no_container_after_the_next_command(tmp_
 def test_rm_of_a_workspace_whose_build_was_killed_removes_its_containers(tmp_path: Path, store: Path) -> None:
     project = write_project(tmp_path / "p", SLOW)
     build = start_pipex("build", store=store, cwd=project)
-    _wait_running(store, "s")
+    wait_running(store, "s")
     os.kill(build.pid, signal.SIGKILL)
     build.wait(30)
     removed = run_pipex("rm", "slow", store=store, cwd=project)
@@ -105,7 +95,7 @@ def test_rm_of_a_workspace_whose_build_was_killed_removes_its_containers(tmp_pat
 def test_sighup_stops_a_build_and_removes_its_containers(tmp_path: Path, store: Path) -> None:
     project = write_project(tmp_path / "p", SLOW)
     build = start_pipex("build", store=store, cwd=project)
-    _wait_running(store, "s")
+    wait_running(store, "s")
     build.proc.send_signal(signal.SIGHUP)
     assert build.wait(60) == 130, build.stderr
     assert containers(store) == []

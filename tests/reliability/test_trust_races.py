@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import BUSYBOX, containers, run_pipex, start_pipex, verify_store, write_project
+from .conftest import BUSYBOX, run_pipex, start_pipex, verify_store, wait_running, write_project
 
 pytestmark = pytest.mark.docker
 
@@ -45,9 +44,7 @@ def test_gc_after_rm_waits_for_a_running_ephemeral_exec_and_its_input_survives(t
         f"id: e\nimage: {BUSYBOX}\ninputs: [{{step: a}}]\ncmd: sleep 3; cat /input/a/a\n"
     )
     ephemeral = start_pipex("exec", "eph", "-f", "one.yaml", "--ephemeral", store=store, cwd=project)
-    deadline = time.monotonic() + 60
-    while not any(c["Labels"].get("pipex.step") == "e" for c in containers(store)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_running(store, "e")
     assert run_pipex("rm", "eph", store=store, cwd=project).proc.returncode == 0
     collector = start_pipex("gc", "--json", store=store, cwd=project)
     assert ephemeral.wait(60) == 0, ephemeral.stderr
