@@ -192,7 +192,6 @@ def test_an_unpullable_image_fails_its_step_only_with_events_and_a_record(projec
 def test_ctrl_c_during_a_stalled_pull_acts_at_once(tmp_path: Path, registry: str) -> None:
     import signal
     import subprocess
-    import sys
     import time
 
     from .cli_helpers import Cli
