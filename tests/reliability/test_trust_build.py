@@ -106,3 +106,38 @@ def test_build_output_to_a_full_device_is_one_line(tmp_path: Path, store: Path) 
         )
     assert done.returncode == 2, done.stderr
     assert_one_line_errors(done.stderr)
+
+
+def test_a_failed_step_shows_its_stdout_tail_names_pipex_logs_and_plan_says_last_run_failed(tmp_path: Path, store: Path) -> None:
+    project = write_project(
+        tmp_path / "p",
+        f"id: loud\nsteps:\n  - {{id: s, image: {BUSYBOX}, cmd: echo the real error is here; exit 3}}\n",
+    )
+    done = run_pipex("build", store=store, cwd=project)
+    assert done.proc.returncode == 1
+    assert "the real error is here" in done.stderr, done.stderr
+    assert "pipex logs loud s" in done.stderr, done.stderr
+    plan = run_pipex("plan", store=store, cwd=project)
+    assert "last run failed (exit 3)" in plan.stdout, plan.stdout
+    assert "never built" not in plan.stdout
+
+
+def test_a_missing_image_with_keep_going_fails_one_step_and_the_stream_ends(tmp_path: Path, store: Path) -> None:
+    project = write_project(
+        tmp_path / "p",
+        f"""\
+        id: noimage
+        steps:
+          - {{id: gone, image: "pipex-test/absent:1", cmd: 'true'}}
+          - {{id: after, image: {BUSYBOX}, inputs: [{{step: gone}}], cmd: 'true'}}
+          - {{id: fine, image: {BUSYBOX}, cmd: echo ok > /output/ok}}
+        """,
+    )
+    done = run_pipex("build", "-k", "--json", store=store, cwd=project, timeout=300)
+    assert done.proc.returncode == 1, done.stderr
+    assert done.events.steps("STEP_FAILED") == {"gone"}
+    assert done.events.steps("STEP_SKIPPED") == {"after"}
+    assert done.events.steps("STEP_FINISHED") == {"fine"}
+    assert done.events.of("PIPELINE_FAILED"), "the NDJSON stream must end with the build's end"
+    shown = json.loads(run_pipex("show", "noimage", "--json", store=store, cwd=project).stdout)
+    assert {s["step"]: s["state"] for s in shown["steps"]}["gone"] == "failed"
