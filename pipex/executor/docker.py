@@ -54,7 +54,6 @@ direct 1.01-1.04×, direct with ownership wrapper 1.02×, keeper 1.5×):
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import os
@@ -66,6 +65,7 @@ import struct
 import tarfile
 import tempfile
 import threading
+import zlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -124,8 +124,7 @@ _SPOOL_MAX = 16 << 20  # sources archives up to this size stay in memory
 _READ_CHUNK = 64 * 1024
 _POLL_SEC = 0.05  # how often a waiting step looks at its cancel event
 _CATCH_UP_WINDOW_NS = 2_000_000_000  # how far before the newest log stamp a catch-up re-reads
-_RECENT_ENTRIES = 4096  # log entries remembered for the catch-up (memory stays bounded)
-_RECENT_BYTES = 256  # of each, enough to tell entries of one stamp and stream apart
+_PRUNE_EVERY = 4096  # log entries between two prunings of the catch-up window
 
 
 class _Killed(Exception):
@@ -607,7 +606,7 @@ class DockerExecutor:
             # is not sorted by timestamp: an entry stamped earlier may follow a
             # later one. Re-read a window before the newest stamp seen and drop
             # exactly the entries the follow already delivered.
-            since = max(0, pump.max_ns - _CATCH_UP_WINDOW_NS, pump.oldest_remembered_ns())
+            since = max(0, pump.max_ns - _CATCH_UP_WINDOW_NS)
             params["since"] = f"{since // 1_000_000_000}.{since % 1_000_000_000:09d}"
         seen = pump.seen_since(since)
         with _mapped_errors(f"reading the output of step '{inv.step_id}'"):
@@ -618,7 +617,7 @@ class DockerExecutor:
                     ns, data = _split_timestamp(entry)
                     if ns < since:
                         continue
-                    key = (ns, stream, data[:_RECENT_BYTES])
+                    key = entry_key(ns, stream, data)
                     if seen.get(key, 0) > 0:
                         seen[key] -= 1
                         continue
@@ -873,8 +872,11 @@ class _Pump:
         # `_catch_up` can fetch exactly what the follow missed.
         self.timestamped = response is not None or opener is not None
         self.max_ns = -1
-        # The entries of the last few seconds, for `_catch_up` to skip exactly those.
-        self._recent: collections.deque[tuple[int, int, bytes]] = collections.deque(maxlen=_RECENT_ENTRIES)
+        # How often each entry of the last few seconds was delivered, for `_catch_up`
+        # to skip exactly those. Keyed by (stamp, stream, size, crc32): a long line's
+        # pieces all carry one stamp, so the stamp alone does not tell them apart.
+        self._window: dict[tuple[int, int, int, int], int] = {}
+        self._since_prune = 0
         if sock is not None:
             _disable_timeout(sock)
         self._thread = threading.Thread(target=self._loop, name="pipex-log-pump", daemon=True)
@@ -889,21 +891,19 @@ class _Pump:
         for stream, entry in _log_entries(self._response.raw):
             ns, data = _split_timestamp(entry)
             self.max_ns = max(self.max_ns, ns)
-            self._recent.append((ns, stream, data[:_RECENT_BYTES]))
+            key = entry_key(ns, stream, data)
+            self._window[key] = self._window.get(key, 0) + 1
+            self._since_prune += 1
+            if self._since_prune >= _PRUNE_EVERY:
+                # Memory stays bounded by what a step prints in the catch-up window.
+                self._since_prune = 0
+                cutoff = self.max_ns - _CATCH_UP_WINDOW_NS
+                self._window = {k: v for k, v in self._window.items() if k[0] >= cutoff}
             yield stream, data
 
-    def oldest_remembered_ns(self) -> int:
-        """Where the memory of delivered entries begins (-1 while it still holds them all)."""
-        return self._recent[0][0] if len(self._recent) == self._recent.maxlen else -1
-
-    def seen_since(self, since: int) -> dict[tuple[int, int, bytes], int]:
-        """How often each (stamp, stream, data) at or after ``since`` was delivered (call after ``done``)."""
-        counts: dict[tuple[int, int, bytes], int] = {}
-        for ns, stream, data in self._recent:
-            if ns >= since:
-                key = (ns, stream, data)
-                counts[key] = counts.get(key, 0) + 1
-        return counts
+    def seen_since(self, since: int) -> dict[tuple[int, int, int, int], int]:
+        """How often each entry (see `entry_key`) at or after ``since`` was delivered (call after ``done``)."""
+        return {key: count for key, count in self._window.items() if key[0] >= since}
 
     def _loop(self) -> None:
         try:
@@ -948,6 +948,11 @@ class _Pump:
                 self._response.close()
             self._thread.join(5)
             self._response.close()
+
+
+def entry_key(ns: int, stream: int, data: bytes) -> tuple[int, int, int, int]:
+    """What tells two log entries apart: stamp, stream, size and a checksum of the bytes."""
+    return ns, stream, len(data), zlib.crc32(data)
 
 
 def _log_entries(raw: Any) -> Iterator[tuple[int, bytes]]:
