@@ -65,7 +65,6 @@ import struct
 import tarfile
 import tempfile
 import threading
-import zlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -123,8 +122,7 @@ _MAX_LINE = 1 << 20  # an on_log line longer than this is cut, so memory stays b
 _SPOOL_MAX = 16 << 20  # sources archives up to this size stay in memory
 _READ_CHUNK = 64 * 1024
 _POLL_SEC = 0.05  # how often a waiting step looks at its cancel event
-_CATCH_UP_WINDOW_NS = 2_000_000_000  # how far before the newest log stamp a catch-up re-reads
-_PRUNE_EVERY = 4096  # log entries between two prunings of the catch-up window
+_UNSEEN_STREAM_SLACK_NS = 1_000_000_000  # a stream the follow never saw: re-read from this long before the other's mark
 
 
 class _Killed(Exception):
@@ -600,27 +598,32 @@ class DockerExecutor:
         """
         api = self.api
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
-        since = -1
-        if pump.max_ns >= 0:
-            # NOTE: stdout and stderr are copied by separate goroutines, so the log
-            # is not sorted by timestamp: an entry stamped earlier may follow a
-            # later one. Re-read a window before the newest stamp seen and drop
-            # exactly the entries the follow already delivered.
-            since = max(0, pump.max_ns - _CATCH_UP_WINDOW_NS)
+        # NOTE: within one stream the log is in stamp order, but stdout and stderr
+        # are copied by separate goroutines, so across streams an entry stamped
+        # earlier may come after a later one. Hence a mark per stream: the last
+        # stamp delivered and how many entries had it (a long line's pieces share
+        # one). A stream the follow never saw is re-read from a second before the
+        # other's mark. O(1) memory, whatever the step printed.
+        marks = dict(pump.marks)
+        since = min((ns for ns, _ in marks.values()), default=0)
+        if len(marks) == 1:
+            since = max(0, since - _UNSEEN_STREAM_SLACK_NS)
+        if since > 0:
             params["since"] = f"{since // 1_000_000_000}.{since % 1_000_000_000:09d}"
-        seen = pump.seen_since(since)
+        skip = {stream: count for stream, (_, count) in marks.items()}
         with _mapped_errors(f"reading the output of step '{inv.step_id}'"):
             response = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
             api._raise_for_status(response)
             try:
                 for stream, entry in _log_entries(response.raw):
                     ns, data = _split_timestamp(entry)
-                    if ns < since:
-                        continue
-                    key = entry_key(ns, stream, data)
-                    if seen.get(key, 0) > 0:
-                        seen[key] -= 1
-                        continue
+                    mark = marks.get(stream)
+                    if mark is not None:
+                        if ns < mark[0]:
+                            continue
+                        if ns == mark[0] and skip[stream] > 0:
+                            skip[stream] -= 1
+                            continue
                     sink.write(stream, data)
             finally:
                 response.close()
@@ -871,12 +874,8 @@ class _Pump:
         # A logs response carries timestamps: the newest one seen (ns), so
         # `_catch_up` can fetch exactly what the follow missed.
         self.timestamped = response is not None or opener is not None
-        self.max_ns = -1
-        # How often each entry of the last few seconds was delivered, for `_catch_up`
-        # to skip exactly those. Keyed by (stamp, stream, size, crc32): a long line's
-        # pieces all carry one stamp, so the stamp alone does not tell them apart.
-        self._window: dict[tuple[int, int, int, int], int] = {}
-        self._since_prune = 0
+        # Per stream: the last stamp delivered and how many entries had it (see `_catch_up`).
+        self.marks: dict[int, tuple[int, int]] = {}
         if sock is not None:
             _disable_timeout(sock)
         self._thread = threading.Thread(target=self._loop, name="pipex-log-pump", daemon=True)
@@ -890,20 +889,9 @@ class _Pump:
             return
         for stream, entry in _log_entries(self._response.raw):
             ns, data = _split_timestamp(entry)
-            self.max_ns = max(self.max_ns, ns)
-            key = entry_key(ns, stream, data)
-            self._window[key] = self._window.get(key, 0) + 1
-            self._since_prune += 1
-            if self._since_prune >= _PRUNE_EVERY:
-                # Memory stays bounded by what a step prints in the catch-up window.
-                self._since_prune = 0
-                cutoff = self.max_ns - _CATCH_UP_WINDOW_NS
-                self._window = {k: v for k, v in self._window.items() if k[0] >= cutoff}
+            last, count = self.marks.get(stream, (-1, 0))
+            self.marks[stream] = (ns, count + 1) if ns == last else (ns, 1)
             yield stream, data
-
-    def seen_since(self, since: int) -> dict[tuple[int, int, int, int], int]:
-        """How often each entry (see `entry_key`) at or after ``since`` was delivered (call after ``done``)."""
-        return {key: count for key, count in self._window.items() if key[0] >= since}
 
     def _loop(self) -> None:
         try:
@@ -948,11 +936,6 @@ class _Pump:
                 self._response.close()
             self._thread.join(5)
             self._response.close()
-
-
-def entry_key(ns: int, stream: int, data: bytes) -> tuple[int, int, int, int]:
-    """What tells two log entries apart: stamp, stream, size and a checksum of the bytes."""
-    return ns, stream, len(data), zlib.crc32(data)
 
 
 def _log_entries(raw: Any) -> Iterator[tuple[int, bytes]]:
