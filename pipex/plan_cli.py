@@ -187,3 +187,9 @@ def fast_plan(argv: list[str]) -> int | None:
     except KeyboardInterrupt:
         sys.stderr.write("pipex: interrupted\n")
         return 130
+    except OSError as error:  # never a traceback (see pipex.cli.report_os_error, which it shares)
+        if os.environ.get("PIPEX_DEBUG"):
+            raise
+        from pipex.cli import report_os_error
+
+        return report_os_error(error)

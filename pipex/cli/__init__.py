@@ -116,6 +116,25 @@ def _usage_line(error: Exception) -> str:
     return f"pipex: {' '.join(message.split())}{where}"
 
 
+def report_os_error(error: OSError) -> int:
+    """The last line of defence: an OSError no layer turned into a PipexError, as one line; exit 2.
+
+    With no file name it was our own output that failed (``> /dev/full``, a
+    closed pipe): Python's exit flush must then not print a traceback either.
+    """
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        _quiet_streams()
+        line = f"pipex: cannot write the output: {reason}"
+    else:
+        from pipex.errors import shorten
+
+        line = f"pipex: {shorten(str(error.filename), 200)}: {reason}"
+    with contextlib.suppress(OSError):
+        typer.echo(line, err=True)
+    return 2
+
+
 def _quiet_streams() -> None:
     """After stdout failed (a full disk, a closed pipe), keep Python's exit flush from printing a traceback."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -161,12 +180,7 @@ def main() -> None:
         typer.echo("pipex: aborted", err=True)
         sys.exit(1)
     except OSError as error:
-        # Writing our own output failed: `pipex build > /dev/full`, a closed pipe.
         if os.environ.get("PIPEX_DEBUG"):
             raise
-        _quiet_streams()
-        reason = error.strerror or str(error)
-        with contextlib.suppress(OSError):
-            typer.echo(f"pipex: cannot write the output: {reason}", err=True)
-        sys.exit(2)
+        sys.exit(report_os_error(error))
     sys.exit(code if isinstance(code, int) else 0)

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 import xxhash
 
 from pipex import __version__
-from pipex.errors import SpecError, SpecErrors
+from pipex.errors import SpecError, SpecErrors, shorten
 from pipex.spec import cache
 from pipex.spec.model import Pipeline
 from pipex.spec.paths import host_paths_ok, slugify
@@ -26,17 +26,20 @@ def find_pipeline_file(path: Path | None = None) -> Path:
     ``pipeline.yml``, ``pipeline.yaml``, ``pipeline.json`` in the directory
     (default: the current directory). Raises SpecError when there is none."""
     target = Path.cwd() if path is None else Path(path)
-    if target.is_dir():
-        for name in PIPELINE_FILES:
-            candidate = target / name
-            if candidate.is_file():
-                return candidate
-        where = "the current directory" if path is None else f"'{target}'"
-        msg = f"no pipeline file ({', '.join(PIPELINE_FILES)}) in {where}"
-        raise SpecError(msg)
-    if not target.exists():
-        msg = "no such file or directory"
-        raise SpecError(msg, file=str(target))
+    try:
+        if target.is_dir():
+            for name in PIPELINE_FILES:
+                candidate = target / name
+                if candidate.is_file():
+                    return candidate
+            where = "the current directory" if path is None else f"'{target}'"
+            msg = f"no pipeline file ({', '.join(PIPELINE_FILES)}) in {where}"
+            raise SpecError(msg)
+        if not target.exists():
+            msg = "no such file or directory"
+            raise SpecError(msg, file=shorten(str(target)))
+    except OSError as error:  # a name too long, a loop of links, no permission
+        raise SpecError(f"cannot read: {error.strerror or error}", file=shorten(str(target))) from None
     return target
 
 
