@@ -439,9 +439,11 @@ class Runner:
             if output.exists():
                 rmtree(output)
             output.mkdir()
-            if step.user:
-                # A step's own user is not us: it must be able to write its output.
-                # The staging dir above stays private (0700), so no one else can.
+            if step.user or (step.cap_drop and os.geteuid() != 0):
+                # A step's own user is not us, and a root without capabilities
+                # (capDrop) may not write a directory of ours either: it must be
+                # able to write its output. The staging dir above stays private
+                # (0700), so no one else can.
                 os.chmod(output, 0o777)
             if attempt > 1:
                 for stream in ("stdout", "stderr"):

@@ -141,3 +141,31 @@ def test_a_missing_image_with_keep_going_fails_one_step_and_the_stream_ends(tmp_
     assert done.events.of("PIPELINE_FAILED"), "the NDJSON stream must end with the build's end"
     shown = json.loads(run_pipex("show", "noimage", "--json", store=store, cwd=project).stdout)
     assert {s["step"]: s["state"] for s in shown["steps"]}["gone"] == "failed"
+
+
+def test_hardened_steps_work_for_a_non_root_caller(shared_tmp: Path, unprivileged: str) -> None:
+    """capDrop: [ALL] (with and without a setup phase) as a normal user: the step can write its output."""
+    from .conftest import chown_tree, remove_containers, verify_store
+
+    pipeline = f"""\
+    id: nonroot
+    steps:
+      - {{id: plain, image: {BUSYBOX}, cmd: echo x > /output/t, capDrop: [ALL]}}
+      - id: installed
+        image: {BUSYBOX}
+        setup: {{cmd: "mkdir -p /opt && echo tool > /opt/t"}}
+        cmd: cat /opt/t > /output/t
+        readOnlyRootfs: true
+        capDrop: [ALL]
+    """
+    root = write_project(shared_tmp / "project", pipeline)
+    store = shared_tmp / "store"
+    chown_tree(shared_tmp, unprivileged)
+    try:
+        done = run_pipex("build", "-f", str(root), "--store", str(store), "--json", user=unprivileged)
+        assert done.proc.returncode == 0, done.stderr + done.stdout
+        shown = run_pipex("cat", "nonroot", "installed", "t", "--store", str(store), user=unprivileged)
+        assert shown.stdout.strip() == "tool"
+        verify_store(store, user=unprivileged)
+    finally:
+        remove_containers(store)
