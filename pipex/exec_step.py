@@ -30,7 +30,7 @@ from typing import Any
 
 from pipex.errors import InterruptedBuild, UsageError
 from pipex.report import Event, EventKind, EventSink
-from pipex.store.store import owner_alive
+from pipex.store.store import container_owner_lives
 
 __all__ = ["ExecResult", "load_step", "parse_input", "exec_step"]
 
@@ -241,7 +241,8 @@ def _exec_locked(
             executor = make_executor()
             stack.callback(executor.close)
             # But containers whose starting process is gone (a killed exec --ephemeral) are garbage.
-            executor.remove_leftovers({"pipex.store": str(opened.root)}, _owner_lives)
+            # (Older pipex's containers carry no owner: spared.)
+            executor.remove_leftovers({"pipex.store": str(opened.root)}, lambda labels: container_owner_lives(labels) is not False)
         else:
             executor = None
         try:
@@ -270,12 +271,6 @@ def _exec_locked(
         raise InterruptedBuild("exec interrupted; nothing was recorded")
     outcome = {StepOutcome.SUCCEEDED: "succeeded", StepOutcome.CACHED: "cached"}.get(result.outcome, "failed")
     return ExecResult(step.id, outcome, result.exit_code, result.run_id, result.tree_id, result.reason)
-
-
-def _owner_lives(labels: Any) -> bool:
-    """Spare containers whose starting process lives, and those of older pipex (no owner label)."""
-    owner = labels.get("pipex.owner")
-    return not owner or owner_alive(owner)
 
 
 def _stop(runner: Any, executor: Any) -> None:

@@ -27,7 +27,7 @@ from pipex.errors import DockerUnavailableError, ImageError, InterruptedBuild, P
 from pipex.report import Event, EventKind, EventSink
 from pipex.spec.model import Pipeline, Step
 from pipex.store._fs import rmtree
-from pipex.store.store import owner_alive, owner_token
+from pipex.store.store import container_owner_lives, owner_token
 
 __all__ = ["StepOutcome", "StepResult", "BuildResult", "BuildOptions", "RunJob", "StepInterrupted", "Runner"]
 
@@ -180,10 +180,8 @@ class Runner:
         Containers of older pipex versions carry no owner: only this
         workspace's are ours to judge (a build holds the workspace lock).
         """
-        owner = labels.get("pipex.owner")
-        if owner:
-            return owner_alive(owner)
-        return labels.get("pipex.workspace") != self.workspace
+        lives = container_owner_lives(labels)
+        return lives if lives is not None else labels.get("pipex.workspace") != self.workspace
 
     @property
     def executor_started(self) -> bool:

@@ -135,15 +135,14 @@ def remove_orphan_containers(store: Any, workspaces: Sequence[str]) -> int:
     reachable engine there is nothing to remove from it, and nothing is said.
     """
     from pipex.errors import PipexError
-    from pipex.store.store import owner_alive
+    from pipex.store.store import container_owner_lives
 
     names = set(workspaces)
 
     def keep(labels: Any) -> bool:
         workspace = str(labels.get("pipex.workspace", ""))
         mine = workspace in names or workspace.split(".exec-", 1)[0] in names
-        owner = labels.get("pipex.owner")
-        return not mine or bool(owner and owner_alive(owner))
+        return not mine or container_owner_lives(labels) is True
 
     try:
         from pipex.executor.docker import DockerExecutor

@@ -32,8 +32,8 @@ __all__ = [
 ]
 
 @functools.cache
-def _libc_syncfs() -> object | None:
-    """libc's ``syncfs``, loaded on first use: ctypes costs ~4 ms to import, and reads never sync."""
+def _libc(name: str) -> object | None:
+    """A libc function (``syncfs``, ``renameat2``), loaded on first use: ctypes costs ~4 ms to import, and reads never need it."""
     import ctypes
     import ctypes.util
 
@@ -41,23 +41,11 @@ def _libc_syncfs() -> object | None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     except OSError:  # pragma: no cover - no libc (not Linux)
         return None
-    return getattr(libc, "syncfs", None)
+    return getattr(libc, name, None)
 
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-
-
-@functools.cache
-def _libc_renameat2() -> object | None:
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    except OSError:  # pragma: no cover - no libc
-        return None
-    return getattr(libc, "renameat2", None)
 
 
 def exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> None:
@@ -67,7 +55,7 @@ def exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> None:
     Where the kernel or filesystem lacks it, falls back to two renames
     (``b`` is briefly absent), raising nothing new.
     """
-    call = _libc_renameat2()
+    call = _libc("renameat2")
     if call is not None:
         import ctypes
 
@@ -101,7 +89,7 @@ def syncfs(path: str | bytes | os.PathLike[str]) -> None:
     """
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        syncfs_call = _libc_syncfs()
+        syncfs_call = _libc("syncfs")
         if syncfs_call is not None:
             if syncfs_call(fd) != 0:  # type: ignore[operator]
                 import ctypes

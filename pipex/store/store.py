@@ -31,7 +31,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,16 @@ def owner_alive(token: str) -> bool:
     if not pid.isdigit() or not start.isdigit():
         return False
     return process_alive(int(pid), int(start))
+
+
+def container_owner_lives(labels: Mapping[str, str]) -> bool | None:
+    """Whether the process that started a container (its ``pipex.owner`` label) still runs.
+
+    None for a container of an older pipex, which carries no owner: the
+    caller decides by its own rule. The one test of "is this a leftover".
+    """
+    owner = labels.get("pipex.owner")
+    return owner_alive(owner) if owner else None
 
 
 def parse_staging_owner(name: str) -> tuple[int, int] | None:
