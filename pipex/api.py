@@ -46,12 +46,12 @@ class Project:
     """A loaded pipeline with its project config."""
 
     pipeline: Any  # pipex.spec.model.Pipeline
-    config: Any  # pipex.config.Config
+    config: Any  # pipex.spec.config.Config
 
 
 def load(path: Path | str | None = None, *, env_files: Sequence[Path | str] = ()) -> Project:
     """Load and validate the pipeline at ``path`` (file or directory, default cwd) and its ``.pipex.yml``."""
-    from pipex.config import load_config
+    from pipex.spec.config import load_config
     from pipex.spec.load import find_pipeline_file, load_pipeline
 
     file = find_pipeline_file(Path(path) if path is not None else None)
@@ -78,7 +78,7 @@ def open_store_here(
     explicit: Path | str | None = None, directory: Path | str | None = None, *, repair: bool = False
 ) -> Any:
     """Open the store a build in ``directory`` (default cwd) would use: its ``.pipex.yml`` counts."""
-    from pipex.config import find_config_file, load_config
+    from pipex.spec.config import find_config_file, load_config
 
     config = None
     if explicit is None and not os.environ.get("PIPEX_STORE"):
@@ -136,7 +136,7 @@ def _force(force: bool | str | Sequence[str] | None) -> bool | frozenset[str]:
 def _resolve_force(project: Project, force: bool | frozenset[str]) -> bool | frozenset[str]:
     """Expand ``--force`` ids and globs to step ids (UsageError naming the closest ids)."""
     if isinstance(force, frozenset):
-        from pipex.graph import resolve_names
+        from pipex.engine.graph import resolve_names
 
         return frozenset(resolve_names(project.pipeline, tuple(sorted(force)), what="step to force"))
     return force
@@ -165,7 +165,7 @@ def plan(
     project: Project | None = None,
 ) -> Any:
     """Return the Plan for ``targets``: per step cached / run (with reasons) / pending / skipped."""
-    from pipex.plan import make_plan
+    from pipex.engine.plan import make_plan
 
     project = project or load(path, env_files=env_files)
     opened = open_store(store, project.config)
@@ -222,8 +222,8 @@ def build(
     container it started; finished steps stay recorded.
     """
     from pipex.errors import InterruptedBuild
-    from pipex.plan import Planner
-    from pipex.runner import BuildOptions, Runner
+    from pipex.engine.plan import Planner
+    from pipex.engine.runner import BuildOptions, Runner
 
     project = project or load(path, env_files=env_files)
     pipeline = project.pipeline
@@ -320,59 +320,59 @@ def gc(store: Path | str | None = None, *, dry_run: bool = False) -> Any:
 
 
 def show(workspace: str | None = None, *, store: Any = None) -> Any:
-    """A workspace's steps with their latest runs (a ``pipex.browse.WorkspaceView``)."""
-    from pipex import browse
+    """A workspace's steps with their latest runs (a ``pipex.ops.browse.WorkspaceView``)."""
+    from pipex.ops import browse
 
     return browse.show(_opened(store), workspace)
 
 
 def list_workspaces(*, store: Any = None) -> Any:
-    """Every workspace of the store with sizes (``pipex.browse.WorkspaceSummary`` list)."""
-    from pipex import browse
+    """Every workspace of the store with sizes (``pipex.ops.browse.WorkspaceSummary`` list)."""
+    from pipex.ops import browse
 
     return browse.list_workspaces(_opened(store))
 
 
 def find_run(workspace: str | None, step: str, run: str | None = None, *, store: Any = None, succeeded: bool = False) -> Any:
     """The RunRecord of a step: ``run`` (id or prefix), else its latest (``succeeded``: current) run."""
-    from pipex import browse
+    from pipex.ops import browse
 
     return browse.find_run(_opened(store), workspace, step, run, succeeded=succeeded)
 
 
 def remove_workspaces(workspaces: Sequence[str], *, store: Any = None) -> Any:
     """Remove workspaces; refused (nothing removed) while a live build holds any of them."""
-    from pipex.workspace import remove_workspaces as remove
+    from pipex.ops.workspaces import remove_workspaces as remove
 
     return remove(_opened(store), workspaces)
 
 
 def remove_step(workspace: str, step: str, *, store: Any = None) -> Any:
     """Drop one step's refs from a workspace; refused while a live build holds it."""
-    from pipex.workspace import remove_step as remove
+    from pipex.ops.workspaces import remove_step as remove
 
     return remove(_opened(store), workspace, step)
 
 
 def clean(*, store: Any = None, collect: bool = True, project_root: Path | str | None = None) -> Any:
     """Remove the workspaces of ``project_root`` (None: all of the store), then gc; refused while a live build holds one."""
-    from pipex.workspace import clean as clean_store
+    from pipex.ops.workspaces import clean as clean_store
 
     root = Path(project_root) if project_root is not None else None
     return clean_store(_opened(store), collect=collect, project_root=root)
 
 
 def exec_step(file: Path | str, workspace: str | None = None, **options: Any) -> Any:
-    """Run one step from ``file`` against ``workspace``'s current runs (see ``pipex.exec_step``)."""
-    from pipex.exec_step import exec_step as run_one
+    """Run one step from ``file`` against ``workspace``'s current runs (see ``pipex.ops.exec``)."""
+    from pipex.ops.exec import exec_step as run_one
 
     return run_one(file, workspace, **options)
 
 
 def attach(workspace: str | None = None, on_line: Any = print, *, store: Any = None) -> Any:
     """Replay the workspace's latest build log and follow it to the end; return its ``AttachResult``."""
-    from pipex import detach
-    from pipex.workspace import resolve_workspace
+    from pipex.ops import record as detach
+    from pipex.ops.workspaces import resolve_workspace
 
     opened = _opened(store)
     return detach.attach(opened, resolve_workspace(opened, workspace), on_line)
@@ -380,8 +380,8 @@ def attach(workspace: str | None = None, on_line: Any = print, *, store: Any = N
 
 def cancel(workspace: str | None = None, *, store: Any = None) -> int:
     """Stop the live build of ``workspace`` (SIGTERM) and wait; return its recorded exit code (130)."""
-    from pipex import detach
-    from pipex.workspace import resolve_workspace
+    from pipex.ops import record as detach
+    from pipex.ops.workspaces import resolve_workspace
 
     opened = _opened(store)
     return detach.cancel(opened, resolve_workspace(opened, workspace))

@@ -7,7 +7,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from pipex.cli import app
+from pipex.cli.main import app
 from pipex.cli._common import echo_json
 
 _FILE_HELP = "Pipeline file, or a directory holding pipeline.yml/.yaml/.json (default: cwd)."
@@ -62,7 +62,7 @@ def _child_argv(
 
 
 def _detach(opened: Any, name: str, argv: list[str], json_output: bool) -> None:
-    from pipex.detach import start_detached
+    from pipex.ops.record import start_detached
 
     status = start_detached(opened, name, argv)
     if json_output:
@@ -92,13 +92,13 @@ def _run_build(
     profile: Optional[Path] = None,
 ) -> None:
     from pipex import api
-    from pipex.detach import BuildRecorder, detached_owner
+    from pipex.ops.record import BuildRecorder, detached_owner
     from pipex.errors import PipexError
     from pipex.report import make_renderer
 
     force_value: bool | str = True if force == "*" else (force or False)
     if profile is not None:
-        from pipex.timeline import check_trace_path
+        from pipex.ops.timeline import check_trace_path
 
         check_trace_path(profile)  # refuse now, not after a build that succeeded
     owner = detached_owner()
@@ -110,7 +110,7 @@ def _run_build(
     try:
         project = api.load(pipeline, env_files=env_file)
         if dry_run:
-            from pipex.plan_cli import render_plan
+            from pipex.cli.fast_plan import render_plan
 
             the_plan = api.plan(
                 pipeline, targets=targets, workspace=workspace, force=force_value,
@@ -157,7 +157,7 @@ def _run_build(
             if close is not None:
                 close()
             if profile is not None:
-                from pipex.timeline import write_trace
+                from pipex.ops.timeline import write_trace
 
                 write_trace(events, profile)
         code = 0 if result.ok else 1

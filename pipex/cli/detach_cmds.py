@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from pipex.cli import app
+from pipex.cli.main import app
 from pipex.cli._common import STORE_HELP, complete_workspace, echo_json, open_store
 
 
@@ -20,9 +20,10 @@ def attach_command(
     json_output: bool = typer.Option(False, "--json", help="The build's NDJSON events on stdout."),
 ) -> None:
     """Show a build of WORKSPACE from its start, follow it to the end, exit with its exit code."""
-    from pipex import api, detach
+    from pipex import api
+    from pipex.ops import record as detach
     from pipex.report import make_renderer
-    from pipex.workspace import resolve_workspace
+    from pipex.ops.workspaces import resolve_workspace
 
     opened = open_store(store)
     name = resolve_workspace(opened, workspace)
@@ -56,7 +57,7 @@ def cancel_command(
 ) -> None:
     """Stop the running build of WORKSPACE cleanly: its containers are removed, finished steps kept."""
     from pipex import api
-    from pipex.workspace import resolve_workspace
+    from pipex.ops.workspaces import resolve_workspace
 
     opened = open_store(store)
     name = resolve_workspace(opened, workspace)

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from pipex.cli import app
+from pipex.cli.main import app
 from pipex.cli._common import STORE_HELP, complete_step, complete_workspace, echo_json, open_store
 
 

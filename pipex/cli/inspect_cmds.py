@@ -10,14 +10,14 @@ from typing import Any, Optional
 
 import typer
 
-from pipex.cli import app
+from pipex.cli.main import app
 from pipex.cli._common import STORE_HELP, complete_step, complete_workspace, echo_json, open_store
 
 _JSON_HELP = "Print data as JSON."
 
 
 def _age(seconds: float | None) -> str:
-    from pipex.plan_cli import format_age
+    from pipex.cli.fast_plan import format_age
 
     return f"{format_age(seconds)} ago" if seconds is not None else "-"
 
@@ -106,12 +106,12 @@ def logs_command(
     json_output: bool = typer.Option(False, "--json", help="One JSON object per line: {stream, line}."),
 ) -> None:
     """Print a step's logs (stdout to stdout, stderr to stderr); the latest run, failed or not."""
-    from pipex import browse
+    from pipex.ops import browse
 
     opened = open_store(store)
     write = _JsonLines() if json_output else _raw
     if follow and run is None:
-        from pipex.follow import follow_logs
+        from pipex.ops.follow import follow_logs
 
         chunks = follow_logs(opened, workspace, step, stream)
     else:
@@ -181,14 +181,14 @@ def inspect_command(
     json_output: bool = typer.Option(False, "--json", help="Print meta.json as it is stored."),
 ) -> None:
     """Print a run's meta.json (fingerprint and what went into it, image, command, times, sizes)."""
-    from pipex import browse
+    from pipex.ops import browse
     from pipex.errors import UsageError
 
     opened = open_store(store)
     if timeline:
-        from pipex.detach import read_events
-        from pipex.timeline import to_json, write_trace
-        from pipex.workspace import resolve_workspace
+        from pipex.ops.record import read_events
+        from pipex.ops.timeline import to_json, write_trace
+        from pipex.ops.workspaces import resolve_workspace
 
         name = resolve_workspace(opened, workspace)
         events = read_events(opened, name)
@@ -228,7 +228,7 @@ def cat_command(
     json_output: bool = typer.Option(False, "--json", help="List entries as JSON."),
 ) -> None:
     """Print a file of a step's output, or list the output; links are never followed out of it."""
-    from pipex import browse
+    from pipex.ops import browse
     from pipex.report import format_size
 
     opened = open_store(store)
@@ -271,7 +271,7 @@ def export_command(
     json_output: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Copy a step's output to DEST; refused if a link in it would lead outside the output."""
-    from pipex import browse
+    from pipex.ops import browse
     from pipex.errors import UsageError
     from pipex.report import format_size
 

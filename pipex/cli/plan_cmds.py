@@ -1,4 +1,4 @@
-"""CLI commands: plan, graph (renderers live in pipex.plan_cli so a no-op plan needs no typer)."""
+"""CLI commands: plan, graph (renderers live in pipex.cli.fast_plan so a no-op plan needs no typer)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from pipex.cli import app
-from pipex.plan_cli import plan_lines, render_plan, run_plan
+from pipex.cli.main import app
+from pipex.cli.fast_plan import plan_lines, render_plan, run_plan
 
 __all__ = ["render_plan", "plan_lines"]
 
@@ -56,7 +56,7 @@ def graph(
 ) -> None:
     """Print the step DAG (mermaid or dot); cached, stale, pending and skipped steps styled apart."""
     from pipex import api
-    from pipex.graph import FORMATS, render, select, topo_order
+    from pipex.engine.graph import FORMATS, render, select, topo_order
     from pipex.errors import UsageError
 
     if fmt not in FORMATS:

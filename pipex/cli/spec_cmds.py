@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from pipex.cli import app
+from pipex.cli.main import app
 
 __all__ = ["validate", "schema"]
 

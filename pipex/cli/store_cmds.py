@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from pipex.cli import app
+from pipex.cli.main import app
 from pipex.cli._common import STORE_HELP as _STORE_HELP
 from pipex.cli._common import open_store as _open
 from pipex.cli._common import plain

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from pipex.cli import app
+from pipex.cli.main import app
 from pipex.cli._common import STORE_HELP, complete_step, complete_workspace, echo_json, open_store
 
 
@@ -63,7 +63,7 @@ def clean_command(
     from pipex import api
     from pipex.cli.store_cmds import _gc_line
     from pipex.errors import UsageError
-    from pipex.workspace import project_workspaces
+    from pipex.ops.workspaces import project_workspaces
 
     opened = open_store(store)
     here = Path.cwd()

@@ -91,7 +91,7 @@ from pipex.executor.base import (
     Phase,
 )
 from pipex.executor.network import CONTAINER_CA_PATH, network_env
-from pipex.image_reference import images_by_ref, lookup
+from pipex.executor.image_reference import images_by_ref, lookup
 
 __all__ = ["DockerExecutor", "KEEPER_CMD"]
 

@@ -109,7 +109,7 @@ def check_src(ctx: Any, src: str | None) -> None:
     """Reject a source dir outside the project (or missing) where the user wrote it: ``with.src``."""
     if src is None:
         return
-    from pipex.kits import KitError
+    from pipex.spec.kit import KitError
     from pipex.spec.paths import check_host_path
 
     _, error = check_host_path(src, ctx.root)

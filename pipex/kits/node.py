@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pipex.kits import KitContext, KitError
+from pipex.spec.kit import KitContext, KitError
 from pipex.kits.common import (
     IMAGE,
     PACKAGE_LIST,

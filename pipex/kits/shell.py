@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pipex.kits import KitContext
+from pipex.spec.kit import KitContext
 from pipex.kits.common import IMAGE, PACKAGE_LIST, RUN, SYSTEM_PACKAGE_CACHES, param, setup_phase, system_packages_lines
 
 __all__ = ["DEFAULT_IMAGE", "WITH_SCHEMA", "expand"]

@@ -41,9 +41,9 @@ def _apply_kit(raw: Mapping[str, Any], i: int, doc: Document, root: Path, config
 ] | None:
     """Expand ``uses``: resolve the kit, check ``with``, call it, merge the user's fields."""
     global _STEP_SCHEMA
-    from pipex.kits import KitContext, KitError
-    from pipex.kits.apply import merge_step
-    from pipex.kits.registry import resolve_kit
+    from pipex.spec.kit import KitContext, KitError
+    from pipex.spec.kit_merge import merge_step
+    from pipex.spec.kit_registry import resolve_kit
     from pipex.spec.validate import schema_errors
 
     name = raw["uses"]

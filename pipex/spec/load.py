@@ -106,7 +106,7 @@ def load_pipeline(
     """Load, validate and normalise the pipeline at ``path`` (file or directory; default cwd).
 
     ``env_files`` are the CLI ``--env-file`` files (below step ``envFile`` and
-    ``env``, above kit defaults). ``config`` is a :class:`pipex.config.Config`;
+    ``env``, above kit defaults). ``config`` is a :class:`pipex.spec.config.Config`;
     by default ``.pipex.yml`` next to the pipeline file is read. Raises
     SpecError (one problem) or SpecErrors (several), each located as
     ``FILE:LINE:COL: json.path: message``. The result is cached (see
@@ -135,7 +135,7 @@ def load_pipeline(
 
 
 def _cache_key(file: Path, root: Path, source: bytes, env_files: Sequence[Path | str], config: Any) -> str:
-    from pipex.config import find_config_file
+    from pipex.spec.config import find_config_file
     from pipex.spec.schemas import PIPELINE_SCHEMA, schema_bytes
 
     if config is not None:
@@ -177,7 +177,7 @@ def _load(
     file: Path, root: Path, source: bytes, env_files: Sequence[Path | str], config: Any
 ) -> tuple[Pipeline, list[Path], bool]:
     """The uncached path: parse, schema, kits, semantic checks."""
-    from pipex.config import load_config
+    from pipex.spec.config import load_config
     from pipex.spec.document import display_path, parse_document
     from pipex.spec.expand import expand_steps
     from pipex.spec.normalize import check_graph

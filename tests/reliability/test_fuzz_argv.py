@@ -31,7 +31,7 @@ def _commands() -> dict[str, list[str]]:
     """Every command of the CLI with the option names it takes."""
     import typer
 
-    from pipex.cli import _register_commands, app
+    from pipex.cli.main import _register_commands, app
 
     _register_commands()
     group = typer.main.get_command(app)

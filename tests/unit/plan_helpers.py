@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipex.fingerprint import HostHasher
-from pipex.plan import Plan, StepPlan, StepStatus, make_plan
+from pipex.engine.fingerprint import HostHasher
+from pipex.engine.plan import Plan, StepPlan, StepStatus, make_plan
 from pipex.store import Store
 from pipex.spec.model import InputRef, PathMapping, Pipeline, Step
 

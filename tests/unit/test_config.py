@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipex.config import Config, KitConfig, load_config
+from pipex.spec.config import Config, KitConfig, load_config
 from pipex.errors import SpecError, SpecErrors
 
 

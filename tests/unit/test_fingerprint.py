@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import pipex.fingerprint as fp_module
+import pipex.engine.fingerprint as fp_module
 from pipex.errors import HostPathError
-from pipex.fingerprint import (
+from pipex.engine.fingerprint import (
     FORMAT_VERSION,
     HostHasher,
     canonical_json,
@@ -92,7 +92,7 @@ def test_fingerprint_is_the_same_in_another_process() -> None:
     code = (
         "import sys; sys.path.insert(0, 'tests/unit');"
         "from test_fingerprint import _doc, _step;"
-        "from pipex.fingerprint import fingerprint_of;"
+        "from pipex.engine.fingerprint import fingerprint_of;"
         "print(fingerprint_of(_doc(_step())))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -8,7 +8,7 @@ import pytest
 
 from plan_helpers import pipeline, step
 from pipex.errors import UsageError
-from pipex.graph import leaves, render, resolve_names, select, topo_order
+from pipex.engine.graph import leaves, render, resolve_names, select, topo_order
 
 
 def _pipe(tmp_path: Path):

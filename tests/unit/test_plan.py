@@ -12,7 +12,7 @@ import pytest
 
 from plan_helpers import IMAGE, IMAGE_ID, build_all, open_store, pipeline, record, resolver, step, tree_of
 from pipex.errors import DockerUnavailableError, HostPathError, UsageError
-from pipex.plan import Planner, StepStatus, explain, is_pinned, make_plan
+from pipex.engine.plan import Planner, StepStatus, explain, is_pinned, make_plan
 from pipex.spec.model import SetupSpec
 from pipex.store import Store
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from pipex.image_ids import _dechunk, images_by_ref, normalize_ref, socket_path
-from pipex.plan import Plan, StepPlan, StepStatus
-from pipex.plan_cli import _parse, format_age, plan_lines, render_plan
+from pipex.executor.image_ids import _dechunk, images_by_ref, normalize_ref, socket_path
+from pipex.engine.plan import Plan, StepPlan, StepStatus
+from pipex.cli.fast_plan import _parse, format_age, plan_lines, render_plan
 
 
 def _plan() -> Plan:
@@ -221,7 +221,7 @@ def test_socket_resolver_reads_one_images_listing(tmp_path, monkeypatch, chunked
     import socket
     import threading
 
-    from pipex.image_ids import default_image_resolver
+    from pipex.executor.image_ids import default_image_resolver
 
     body = json.dumps([{"Id": "sha256:abc", "RepoTags": ["python:3.12-slim"], "RepoDigests": []}]).encode()
     if chunked:
@@ -260,7 +260,7 @@ def test_socket_resolver_reads_one_images_listing(tmp_path, monkeypatch, chunked
 
 def test_socket_resolver_unreachable_daemon_is_a_pipex_error(tmp_path, monkeypatch) -> None:
     from pipex.errors import DockerUnavailableError
-    from pipex.image_ids import default_image_resolver
+    from pipex.executor.image_ids import default_image_resolver
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
     with pytest.raises(DockerUnavailableError, match="cannot reach Docker"):

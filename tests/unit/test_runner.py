@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from pipex.executor.base import ExecutionResult, Invocation, Phase
-from pipex.plan import Planner
+from pipex.engine.plan import Planner
 from pipex.report import Event, EventKind
-from pipex.runner import BuildOptions, Runner
+from pipex.engine.runner import BuildOptions, Runner
 from pipex.spec.model import InputRef, Pipeline, Step
 from pipex.store import Store
 

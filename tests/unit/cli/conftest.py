@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from pipex.cli import _register_commands, app, report_error
+from pipex.cli.main import _register_commands, app, report_error
 from pipex.errors import PipexError
 from pipex.store import Store
 from pipex.store.trees import EntryType, TreeEntry, encode_tree

@@ -34,7 +34,7 @@ def test_bash_completion_through_the_real_entry_point(seed, store) -> None:
 
     def complete(words: str, cword: int) -> list[str]:
         env = {**os.environ, "_PIPEX_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
-        code = "import sys; sys.argv[0] = 'pipex'; from pipex.cli import main; main()"
+        code = "import sys; sys.argv[0] = 'pipex'; from pipex.cli.main import main; main()"
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
         return done.stdout.split()
 

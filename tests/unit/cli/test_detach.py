@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from pipex.detach import BUILD_LOG, BUILD_STATUS, BuildRecorder, read_events, read_status
+from pipex.ops.record import BUILD_LOG, BUILD_STATUS, BuildRecorder, read_events, read_status
 from pipex.report import Event, EventKind
 
 
@@ -118,7 +118,7 @@ def test_live_lines_of_a_replayed_build_show_the_true_elapsed_time() -> None:
 
 
 def test_show_marks_the_steps_a_live_build_runs(pipex, seed, store) -> None:
-    from pipex.workspace import lock_name
+    from pipex.ops.workspaces import lock_name
 
     seed.run("demo", "a", {"x": "1"})
     recorder = BuildRecorder(store, "demo")
@@ -134,7 +134,7 @@ def test_show_marks_the_steps_a_live_build_runs(pipex, seed, store) -> None:
 
 
 def test_a_store_that_cannot_take_the_record_does_not_fail_the_build(store, capsys, monkeypatch) -> None:
-    import pipex.detach as detach
+    import pipex.ops.record as detach
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

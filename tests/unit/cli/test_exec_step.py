@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipex.config import Config
+from pipex.spec.config import Config
 from pipex.errors import PipexError, UsageError
-from pipex.exec_step import load_step, parse_input
+from pipex.ops.exec import load_step, parse_input
 
 
 def _load(path: Path, step: str | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from pipex.report import Event, EventKind
-from pipex.timeline import to_json, trace_events
+from pipex.ops.timeline import to_json, trace_events
 
 T0 = 1000.0
 

@@ -7,11 +7,11 @@ from typing import Any, Callable, Mapping
 
 import pytest
 
-from pipex.config import load_config
+from pipex.spec.config import load_config
 from pipex.errors import SpecError
 from pipex.kits import Kit, KitContext, KitError
-from pipex.kits import registry
-from pipex.kits.registry import as_kit, resolve_kit
+from pipex.spec import kit_registry as registry
+from pipex.spec.kit_registry import as_kit, resolve_kit
 from pipex.spec.load import load_pipeline
 
 GREET = '''

@@ -130,11 +130,11 @@ def test_cache_hit_imports_neither_yaml_nor_jsonschema(project: Callable[..., Pa
     root = project({"pipeline.yaml": PIPELINE, "data/x": "1", ".pipex.yml": "concurrency: 2\n"})
     load_pipeline()
     code = (
-        "import sys; from pipex.spec.load import load_pipeline; from pipex.config import load_config;"
+        "import sys; from pipex.spec.load import load_pipeline; from pipex.spec.config import load_config;"
         f"load_pipeline({str(root)!r}); load_config(__import__('pathlib').Path({str(root)!r}));"
         "print(sorted(m for m in ('yaml', 'jsonschema') if m in sys.modules))"
     )
-    from pipex.config import load_config
+    from pipex.spec.config import load_config
 
     load_config(root)
     out = subprocess.run(

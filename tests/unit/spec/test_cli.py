@@ -11,7 +11,7 @@ from typing import Callable
 
 from typer.testing import CliRunner
 
-from pipex.cli import app
+from pipex.cli.main import app
 from pipex.cli import spec_cmds  # noqa: F401  (registers the commands)
 
 GOOD = "steps:\n  - id: a\n    image: x\n    cmd: y\n  - id: b\n    image: x\n    cmd: y\n    inputs: [a]\n"
@@ -19,7 +19,7 @@ GOOD = "steps:\n  - id: a\n    image: x\n    cmd: y\n  - id: b\n    image: x\n  
 
 def _pipex(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from pipex.cli import main; main()", *args],
+        [sys.executable, "-c", "from pipex.cli.main import main; main()", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

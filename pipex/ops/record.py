@@ -273,7 +273,7 @@ def start_detached(store: Any, workspace: str, argv: Sequence[str], *, timeout: 
 
 
 def _start_detached(store: Any, workspace: str, argv: Sequence[str], timeout: float) -> BuildStatus:
-    from pipex.workspace import is_building
+    from pipex.ops.workspaces import is_building
 
     if is_building(store, workspace) or live_pid(store, workspace) is not None:
         msg = f"a build of workspace '{workspace}' is already running; follow it with: pipex attach {workspace}"
@@ -420,7 +420,7 @@ def cancel(store: Any, workspace: str, *, timeout: float = 60.0) -> int:
     """
     status = read_status(store, workspace)
     if status is None or status.state == "finished" or not status.alive:
-        from pipex.workspace import is_building
+        from pipex.ops.workspaces import is_building
 
         busy = " (a build holds it, but recorded no process: was it started through the Python API?)" if is_building(store, workspace) else ""
         msg = f"no build of workspace '{workspace}' is running{busy}"

@@ -29,7 +29,7 @@ rebuilds. Ids are found without Docker where that is safe, else in ONE batch:
 - every other reference (tags, and images never built in this workspace) is
   resolved by ONE ``image_resolver`` call for all of them; the default
   resolver is one read-only ``GET /images/json`` on the Docker socket
-  (``pipex.image_ids``), so a plan never imports docker-py;
+  (``pipex.executor.image_ids``), so a plan never imports docker-py;
 - a reference not present locally -> RUN "image X not present locally" (the
   runner pulls it, then decides the step);
 - if the daemon does not answer, recorded ids are used with a warning, and
@@ -49,14 +49,14 @@ from enum import Enum
 from typing import Any
 
 from pipex.errors import PipexError, StoreCorruptError
-from pipex.fingerprint import (
+from pipex.engine.fingerprint import (
     HostHasher,
     diff_files,
     fingerprint_of,
     host_paths,
     step_document,
 )
-from pipex.graph import resolve_names, select, topo_order
+from pipex.engine.graph import resolve_names, select, topo_order
 from pipex.spec.model import Pipeline, Step
 
 __all__ = [
@@ -384,7 +384,7 @@ class Planner:
             return
         resolver = self.image_resolver
         if resolver is None:
-            from pipex.image_ids import default_image_resolver
+            from pipex.executor.image_ids import default_image_resolver
 
             resolver = default_image_resolver
         try:

@@ -1,10 +1,11 @@
 """``pipex plan`` without typer: argument parsing and plain rendering of a Plan, for a no-op plan in ~100 ms.
 
-Why this is outside ``pipex.cli``: importing anything under ``pipex.cli``
-runs its ``__init__``, which imports typer (~55 ms of a 150 ms budget). The
-console entry point (``pipex.entry:main``) answers ``pipex plan`` here and
-hands every other command (and ``plan --help``) to ``pipex.cli:main``. ``pipex.cli.plan_cmds`` (the typer commands)
-renders through the same functions, so both paths print the same bytes.
+Why this module imports no typer: typer costs ~55 ms of a 150 ms budget, so
+``pipex.cli`` keeps the typer app in ``pipex.cli.main`` and its ``__init__``
+empty. The console entry point (``pipex.entry:main``) answers ``pipex plan``
+here and hands every other command (and ``plan --help``) to
+``pipex.cli.main:main``. ``pipex.cli.plan_cmds`` (the typer commands) renders
+through the same functions, so both paths print the same bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from pipex.plan import Plan
+    from pipex.engine.plan import Plan
 
 __all__ = ["fast_plan", "plan_lines", "render_plan", "format_age"]
 
@@ -190,6 +191,6 @@ def fast_plan(argv: list[str]) -> int | None:
     except OSError as error:  # never a traceback (see pipex.cli.report_os_error, which it shares)
         if os.environ.get("PIPEX_DEBUG"):
             raise
-        from pipex.cli import report_os_error
+        from pipex.cli.main import report_os_error
 
         return report_os_error(error)

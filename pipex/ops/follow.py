@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipex.browse import find_run, log_paths
+from pipex.ops.browse import find_run, log_paths
 from pipex.errors import UsageError
-from pipex.detach import live_pid
-from pipex.workspace import resolve_workspace
+from pipex.ops.record import live_pid
+from pipex.ops.workspaces import resolve_workspace
 
 __all__ = ["follow_logs"]
 

@@ -115,7 +115,7 @@ class RunJob:
 class Runner:
     """Run one plan against one store and workspace, reporting through ``sink``.
 
-    ``planner`` (a ``pipex.plan.Planner``) decides pending steps and re-checks
+    ``planner`` (a ``pipex.engine.plan.Planner``) decides pending steps and re-checks
     host paths after a step ran; ``executor_factory``
     is called (once) only when a step really has to run, so an all-cached build
     never touches Docker.
@@ -181,7 +181,7 @@ class Runner:
         workspace's are ours to judge (a build holds the workspace lock).
         """
         lives = container_owner_lives(labels)
-        return lives if lives is not None else labels.get("pipex.workspace") != self.workspace
+        return lives if lives is not None else labels.get("pipex.ops.workspaces") != self.workspace
 
     @property
     def executor_started(self) -> bool:
@@ -359,7 +359,7 @@ class Runner:
         others (run, pending) are decided again by the planner now that their
         inputs' output trees are known, so early cutoff applies.
         """
-        from pipex.plan import StepStatus
+        from pipex.engine.plan import StepStatus
 
         if step_plan.status is StepStatus.SKIPPED:
             reason = "; ".join(step_plan.reasons) if step_plan.reasons else "skipped"
@@ -625,7 +625,7 @@ class Runner:
             secrets=tuple(self._read_secrets(step)),
             labels={
                 "pipex.store": str(self.store.root),
-                "pipex.workspace": self.workspace,
+                "pipex.ops.workspaces": self.workspace,
                 "pipex.step": step.id,
                 "pipex.run": job.fingerprint,
                 "pipex.owner": owner_token(),  # a container whose owner is gone is a leftover

@@ -18,7 +18,7 @@ import socket
 from typing import Any
 
 from pipex.errors import DockerUnavailableError
-from pipex.image_reference import images_by_ref, lookup, normalize_ref
+from pipex.executor.image_reference import images_by_ref, lookup, normalize_ref
 
 __all__ = ["default_image_resolver", "socket_path", "images_by_ref", "normalize_ref"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from pipex.kits import ANY_PARAMS, Kit, KitError
+from pipex.spec.kit import ANY_PARAMS, Kit, KitError
 
 __all__ = ["BUILTIN_KITS", "ENTRY_POINT_GROUP", "ResolvedKit", "as_kit", "kit_names", "resolve_kit"]
 

@@ -64,7 +64,7 @@ def parse_input(value: str) -> tuple[str, str]:
 
 
 def _config_for(file: Path, workspace_root: Path | None) -> Any:
-    from pipex.config import Config, find_config_file, load_config
+    from pipex.spec.config import Config, find_config_file, load_config
 
     for root in (file.parent, workspace_root):
         if root is not None and find_config_file(root) is not None:
@@ -206,10 +206,10 @@ def _exec_locked(
     cancel: threading.Event | None,
 ) -> ExecResult:
     from pipex import api
-    from pipex.plan import Planner
-    from pipex.runner import BuildOptions, Runner, RunJob, StepInterrupted, StepOutcome
+    from pipex.engine.plan import Planner
+    from pipex.engine.runner import BuildOptions, Runner, RunJob, StepInterrupted, StepOutcome
     from pipex.spec.model import Pipeline
-    from pipex.workspace import resolve_workspace
+    from pipex.ops.workspaces import resolve_workspace
 
     sink = sink or (lambda event: None)
     name = resolve_workspace(opened, workspace)
@@ -287,7 +287,7 @@ def _ephemeral(runner: Any, executor: Any, job: Any, workspace: str, cancel: thr
         output.mkdir()
         logs.mkdir()
         invocation = runner.prepare_invocation(job, output, logs, stack)
-        labels = {**invocation.labels, "pipex.workspace": f"{workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
+        labels = {**invocation.labels, "pipex.ops.workspaces": f"{workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
         result = executor.run(dataclasses.replace(invocation, labels=labels), cancel)
     if result.cancelled or cancel.is_set():
         raise InterruptedBuild("exec interrupted")

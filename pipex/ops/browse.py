@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipex.errors import PipexError, UsageError
-from pipex.workspace import is_building, resolve_step, resolve_workspace
+from pipex.ops.workspaces import is_building, resolve_step, resolve_workspace
 
 __all__ = [
     "StepState",
@@ -149,7 +149,7 @@ def show(store: Any, workspace: str | None = None) -> WorkspaceView:
 
 
 def _running_steps(store: Any, workspace: str) -> tuple[str, ...]:
-    from pipex.detach import read_events
+    from pipex.ops.record import read_events
     from pipex.report import EventKind
 
     ended = (EventKind.STEP_FINISHED, EventKind.STEP_FAILED, EventKind.STEP_SKIPPED, EventKind.STEP_CACHED)
