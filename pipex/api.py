@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipex.errors import LockBusyError, UsageError
 
 if TYPE_CHECKING:  # the report module is only needed once a build emits events
-    from pipex.report import EventSink
+    from pipex.events import EventSink
 
 __all__ = [
     "Project",
@@ -281,7 +281,7 @@ def build(
 
 
 def _warn(sink: EventSink, message: str) -> None:
-    from pipex.report import Event, EventKind
+    from pipex.events import Event, EventKind
 
     sink(Event(EventKind.WARNING, data={"message": message}))
 

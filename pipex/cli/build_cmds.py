@@ -94,7 +94,7 @@ def _run_build(
     from pipex import api
     from pipex.ops.record import BuildRecorder, detached_owner
     from pipex.errors import PipexError
-    from pipex.report import make_renderer
+    from pipex.cli.render import make_renderer
 
     force_value: bool | str = True if force == "*" else (force or False)
     if profile is not None:

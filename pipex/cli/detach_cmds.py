@@ -22,7 +22,7 @@ def attach_command(
     """Show a build of WORKSPACE from its start, follow it to the end, exit with its exit code."""
     from pipex import api
     from pipex.ops import record as detach
-    from pipex.report import make_renderer
+    from pipex.cli.render import make_renderer
     from pipex.ops.workspaces import resolve_workspace
 
     opened = open_store(store)

@@ -30,7 +30,7 @@ def exec_command(
 ) -> None:
     """Run one step from a file against a workspace's current runs; exit 1 if it fails."""
     from pipex import api
-    from pipex.report import make_renderer
+    from pipex.cli.render import make_renderer
 
     renderer = make_renderer(json_output=json_output, verbose=False, quiet=ephemeral)
 

@@ -41,7 +41,7 @@ def show_command(
 ) -> None:
     """Show a workspace's steps: state, current run, age, duration and output size."""
     from pipex import api
-    from pipex.report import format_duration, format_size
+    from pipex.cli.render import format_duration, format_size
 
     view = api.show(workspace, store=open_store(store))
     if json_output:
@@ -76,7 +76,7 @@ def list_command(
 ) -> None:
     """List the store's workspaces with their steps, sizes and project roots."""
     from pipex import api
-    from pipex.report import format_size
+    from pipex.cli.render import format_size
 
     summaries = api.list_workspaces(store=open_store(store))
     if json_output:
@@ -139,7 +139,7 @@ def _raw(stream: str, chunk: bytes) -> None:
     out = sys.stdout if stream == "stdout" else sys.stderr
     if out.isatty():
         # A step's output may hold escape sequences: make them visible on a terminal.
-        from pipex.report import TerminalSafeWriter
+        from pipex.cli.render import TerminalSafeWriter
 
         _TERMINAL_WRITERS.setdefault(stream, TerminalSafeWriter(out.buffer)).write(chunk)
         return
@@ -229,7 +229,7 @@ def cat_command(
 ) -> None:
     """Print a file of a step's output, or list the output; links are never followed out of it."""
     from pipex.ops import browse
-    from pipex.report import format_size
+    from pipex.cli.render import format_size
 
     opened = open_store(store)
     record = browse.find_run(opened, workspace, step, run, succeeded=run is None)
@@ -243,7 +243,7 @@ def cat_command(
     if not listing:
         target: Any = sys.stdout.buffer
         if sys.stdout.isatty():
-            from pipex.report import TerminalSafeWriter
+            from pipex.cli.render import TerminalSafeWriter
 
             target = TerminalSafeWriter(sys.stdout.buffer)
         browse.copy_to(browse.read_file(opened, tree, path or ""), target)
@@ -273,7 +273,7 @@ def export_command(
     """Copy a step's output to DEST; refused if a link in it would lead outside the output."""
     from pipex.ops import browse
     from pipex.errors import UsageError
-    from pipex.report import format_size
+    from pipex.cli.render import format_size
 
     opened = open_store(store)
     record = browse.find_run(opened, workspace, step, run, succeeded=run is None)

@@ -17,7 +17,7 @@ from pipex.cli._common import STORE_HELP as _STORE_HELP
 from pipex.cli._common import open_store as _open
 from pipex.cli._common import plain
 from pipex.errors import LockBusyError, UsageError
-from pipex.report import format_size
+from pipex.cli.render import format_size
 
 @contextmanager
 def _progress_bar(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:

@@ -24,7 +24,7 @@ import xxhash
 
 from pipex import __version__
 from pipex.errors import DockerUnavailableError, ImageError, InterruptedBuild, PipexError, StoreError
-from pipex.report import Event, EventKind, EventSink
+from pipex.events import Event, EventKind, EventSink
 from pipex.spec.model import Pipeline, Step
 from pipex.store._fs import rmtree
 from pipex.store.store import container_owner_lives, owner_token

@@ -150,7 +150,7 @@ def show(store: Any, workspace: str | None = None) -> WorkspaceView:
 
 def _running_steps(store: Any, workspace: str) -> tuple[str, ...]:
     from pipex.ops.record import read_events
-    from pipex.report import EventKind
+    from pipex.events import EventKind
 
     ended = (EventKind.STEP_FINISHED, EventKind.STEP_FAILED, EventKind.STEP_SKIPPED, EventKind.STEP_CACHED)
     running: dict[str, None] = {}

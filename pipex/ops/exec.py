@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipex.errors import InterruptedBuild, UsageError
-from pipex.report import Event, EventKind, EventSink
+from pipex.events import Event, EventKind, EventSink
 from pipex.store.store import container_owner_lives
 
 __all__ = ["ExecResult", "load_step", "parse_input", "exec_step"]

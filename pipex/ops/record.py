@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipex.errors import PipexError, UsageError
-from pipex.report import Event, EventKind
+from pipex.events import Event, EventKind
 
 __all__ = [
     "BUILD_LOG",

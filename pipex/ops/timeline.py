@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipex.errors import UsageError
-from pipex.report import Event, EventKind
+from pipex.events import Event, EventKind
 
 __all__ = ["trace_events", "write_trace", "check_trace_path", "to_json"]
 

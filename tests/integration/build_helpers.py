@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipex import api
-from pipex.report import Event, EventKind
+from pipex.events import Event, EventKind
 
 BUSYBOX = "pipex-test/busybox:1"
 PYTHON = "pipex-test/python:3"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipex.report import EventKind
+from pipex.events import EventKind
 
 from .build_helpers import BUSYBOX, Project
 

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipex.report import EventKind
+from pipex.events import EventKind
 
 from .build_helpers import BUSYBOX, Project
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 
-from pipex.report import ConsoleRenderer, Event, EventKind, JsonRenderer
+from pipex.events import Event, EventKind
+
+from pipex.cli.render import ConsoleRenderer, JsonRenderer
 
 
 def test_json_renderer_writes_one_object_per_line_with_camel_case_fields() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from pipex.executor.base import ExecutionResult, Invocation, Phase
 from pipex.engine.plan import Planner
-from pipex.report import Event, EventKind
+from pipex.events import Event, EventKind
 from pipex.engine.runner import BuildOptions, Runner
 from pipex.spec.model import InputRef, Pipeline, Step
 from pipex.store import Store

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from pipex.ops.record import BUILD_LOG, BUILD_STATUS, BuildRecorder, read_events, read_status
-from pipex.report import Event, EventKind
+from pipex.events import Event, EventKind
 
 
 def _record(store, workspace: str, exit_code: int, *, failed: bool = False) -> None:
@@ -107,7 +107,7 @@ def test_inspect_timeline_without_a_record_is_exit_2(pipex, store) -> None:
 def test_live_lines_of_a_replayed_build_show_the_true_elapsed_time() -> None:
     import time
 
-    from pipex.report import LiveRenderer
+    from pipex.cli.render import LiveRenderer
 
     live = LiveRenderer()
     try:

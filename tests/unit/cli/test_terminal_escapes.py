@@ -11,7 +11,9 @@ from pathlib import Path
 
 from conftest import Seeder
 
-from pipex.report import ConsoleRenderer, Event, EventKind
+from pipex.events import Event, EventKind
+
+from pipex.cli.render import ConsoleRenderer
 
 HOSTILE = "before\x1b[2J\x1b]0;owned\x07\x9b31m\u202eafter"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipex.report import Event, EventKind
+from pipex.events import Event, EventKind
 from pipex.ops.timeline import to_json, trace_events
 
 T0 = 1000.0

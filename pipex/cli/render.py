@@ -1,4 +1,4 @@
-"""Build events and their renderers: human lines (rich on a TTY) and NDJSON."""
+"""Renderers of build events: human lines (rich on a TTY) and NDJSON; terminal-safe output."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, TextIO
 
-__all__ = ["terminal_safe", "TerminalSafeWriter", "EventKind", "Event", "EventSink", "JsonRenderer", "ConsoleRenderer", "LiveRenderer", "make_renderer", "format_size", "format_duration"]
+from pipex.events import Event, EventKind, EventSink
+
+__all__ = ["terminal_safe", "TerminalSafeWriter", "JsonRenderer", "ConsoleRenderer", "LiveRenderer", "make_renderer", "format_size", "format_duration"]
 
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidi overrides
@@ -50,43 +52,6 @@ class TerminalSafeWriter:
         self._out.flush()
 
 
-class EventKind(str, Enum):
-    """What happened; the NDJSON ``event`` field carries the value."""
-
-    PIPELINE_START = "PIPELINE_START"
-    STEP_STARTING = "STEP_STARTING"
-    STEP_SKIPPED = "STEP_SKIPPED"
-    STEP_CACHED = "STEP_CACHED"
-    STEP_FINISHED = "STEP_FINISHED"
-    STEP_FAILED = "STEP_FAILED"
-    STEP_RETRYING = "STEP_RETRYING"
-    STEP_PHASE = "STEP_PHASE"
-    STEP_LOG = "STEP_LOG"
-    IMAGE_PULL = "IMAGE_PULL"
-    WARNING = "WARNING"
-    PIPELINE_FINISHED = "PIPELINE_FINISHED"
-    PIPELINE_FAILED = "PIPELINE_FAILED"
-
-
-@dataclass(frozen=True)
-class Event:
-    """One build event; ``data`` holds the kind-specific fields (camelCase keys)."""
-
-    kind: EventKind
-    step: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    time: float = field(default_factory=time.time)
-
-    def to_json(self) -> str:
-        """Return the event as one NDJSON line (no newline)."""
-        doc: dict[str, Any] = {"event": self.kind.value, "time": round(self.time, 3)}
-        if self.step is not None:
-            doc["step"] = self.step
-        doc.update(self.data)
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-
-
-EventSink = Callable[[Event], None]
 
 
 class JsonRenderer:
