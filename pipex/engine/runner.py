@@ -181,7 +181,7 @@ class Runner:
         workspace's are ours to judge (a build holds the workspace lock).
         """
         lives = container_owner_lives(labels)
-        return lives if lives is not None else labels.get("pipex.ops.workspaces") != self.workspace
+        return lives if lives is not None else labels.get("pipex.workspace") != self.workspace
 
     @property
     def executor_started(self) -> bool:
@@ -625,7 +625,7 @@ class Runner:
             secrets=tuple(self._read_secrets(step)),
             labels={
                 "pipex.store": str(self.store.root),
-                "pipex.ops.workspaces": self.workspace,
+                "pipex.workspace": self.workspace,
                 "pipex.step": step.id,
                 "pipex.run": job.fingerprint,
                 "pipex.owner": owner_token(),  # a container whose owner is gone is a leftover

@@ -80,7 +80,7 @@ class Invocation:
     memory: str | None = None  # docker syntax: "512m", "2g"
     pids: int | None = None
     secrets: tuple[SecretFile, ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)  # pipex.store, pipex.ops.workspaces, pipex.step, pipex.run
+    labels: Mapping[str, str] = field(default_factory=dict)  # pipex.store, pipex.workspace, pipex.step, pipex.run
     on_log: Callable[[str, str], None] | None = None  # (stream "stdout"|"stderr", line without newline)
     on_phase: Callable[["Phase"], None] | None = None  # called as the setup and run phases begin
     workdir: str | None = None  # None: the image's WorkingDir

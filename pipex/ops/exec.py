@@ -287,7 +287,7 @@ def _ephemeral(runner: Any, executor: Any, job: Any, workspace: str, cancel: thr
         output.mkdir()
         logs.mkdir()
         invocation = runner.prepare_invocation(job, output, logs, stack)
-        labels = {**invocation.labels, "pipex.ops.workspaces": f"{workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
+        labels = {**invocation.labels, "pipex.workspace": f"{workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
         result = executor.run(dataclasses.replace(invocation, labels=labels), cancel)
     if result.cancelled or cancel.is_set():
         raise InterruptedBuild("exec interrupted")

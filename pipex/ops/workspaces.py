@@ -140,7 +140,7 @@ def remove_orphan_containers(store: Any, workspaces: Sequence[str]) -> int:
     names = set(workspaces)
 
     def keep(labels: Any) -> bool:
-        workspace = str(labels.get("pipex.ops.workspaces", ""))
+        workspace = str(labels.get("pipex.workspace", ""))
         mine = workspace in names or workspace.split(".exec-", 1)[0] in names
         return not mine or container_owner_lives(labels) is True
 

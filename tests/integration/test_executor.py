@@ -514,11 +514,11 @@ def test_remote_docker_host_is_refused_because_bind_mounts_need_a_local_engine(
 def test_remove_leftovers_removes_containers_of_killed_processes(
     executor: Any, docker_api: Any, test_labels: dict[str, str]
 ) -> None:
-    leftover_labels = {**test_labels, "pipex.ops.workspaces": "ws"}
+    leftover_labels = {**test_labels, "pipex.workspace": "ws"}
     for _ in range(2):
         cid = docker_api.create_container(BUSYBOX, command=["sleep", "60"], labels=leftover_labels)["Id"]
         docker_api.start(cid)
-    other = docker_api.create_container(BUSYBOX, command=["true"], labels={**test_labels, "pipex.ops.workspaces": "other"})
+    other = docker_api.create_container(BUSYBOX, command=["true"], labels={**test_labels, "pipex.workspace": "other"})
     try:
         assert executor.remove_leftovers(leftover_labels) == 2
         remaining = docker_api.containers(all=True, filters={"label": f"pipex.test={test_labels['pipex.test']}"})
