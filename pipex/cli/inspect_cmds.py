@@ -206,11 +206,12 @@ def inspect_command(
         raise UsageError(msg)
     record = browse.find_run(opened, workspace, step, run)
     if json_output:
-        typer.echo(json.dumps(record.meta, ensure_ascii=False, sort_keys=True))
+        typer.echo(json.dumps(record.meta.to_dict(), ensure_ascii=False, sort_keys=True))
         return
     typer.echo(f"run {record.run_id}  ({record.path})")
-    for key in sorted(record.meta):
-        value = record.meta[key]
+    meta = record.meta.to_dict()
+    for key in sorted(meta):
+        value = meta[key]
         if isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2).replace("\n", "\n    ")
         elif key.endswith("_at") and isinstance(value, (int, float)):
@@ -281,7 +282,7 @@ def export_command(
         msg = f"run {record.run_id} recorded no output"
         raise UsageError(msg)
     browse.export(opened, record.output_tree, dest)
-    files, size = record.meta.get("files"), record.meta.get("bytes")
+    files, size = record.meta.files, record.meta.bytes
     if json_output:
         echo_json({"dest": str(dest), "runId": record.run_id, "tree": record.output_tree, "files": files, "bytes": size})
     else:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from pipex.events import Event, EventKind, EventSink
 

@@ -14,68 +14,32 @@ executes it. A step is decided in topological order:
    found by diffing the document against the one recorded by the
    workspace's current run of the step.
 
-Image rule
-----------
-The fingerprint holds the resolved image *id*, so re-tagging ``latest``
-rebuilds. Ids are found without Docker where that is safe, else in ONE batch:
-
-- the workspace's previous run of the step recorded ``image_ref`` and
-  ``image_id``; if ``image_ref`` equals the step's image and the reference is
-  pinned by digest (``@sha256:``), its recorded id is reused: a digest cannot
-  move;
-- with ``offline=True`` (``--offline``) recorded ids are reused for tags too,
-  each step trusting its own last run (a step never built here -> RUN
-  "image X not resolved: --offline ...");
-- every other reference (tags, and images never built in this workspace) is
-  resolved by ONE ``image_resolver`` call for all of them; the default
-  resolver is one read-only ``GET /images/json`` on the Docker socket
-  (``pipex.executor.image_ids``), so a plan never imports docker-py;
-- a reference not present locally -> RUN "image X not present locally" (the
-  runner pulls it, then decides the step);
-- if the daemon does not answer, recorded ids are used with a warning, and
-  steps without one -> RUN "image X not resolved: ...".
-
-So a no-op plan contacts Docker at most once, and not at all when every
-image is pinned by digest or ``--offline`` is given.
+Image ids come from ``pipex.engine.images`` (the image rule); reasons from
+``pipex.engine.explain``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipex.errors import PipexError, StoreCorruptError
-from pipex.engine.fingerprint import (
-    HostHasher,
-    diff_files,
-    fingerprint_of,
-    host_paths,
-    step_document,
-)
+from pipex.engine.explain import explain
+from pipex.engine.fingerprint import fingerprint_of, host_paths, step_document
+from pipex.engine.hosts import HostHasher
+from pipex.engine.images import ImageResolver, ImageRule
 from pipex.engine.graph import resolve_names, select, topo_order
 from pipex.spec.model import Pipeline, Step
+from pipex.store.runs import RunMeta
 
-__all__ = [
-    "StepStatus",
-    "StepPlan",
-    "Plan",
-    "Planner",
-    "ImageResolver",
-    "make_plan",
-    "resolve_step",
-    "explain",
-    "is_pinned",
-]
+if TYPE_CHECKING:
+    from pipex.store.store import Store
 
-#: ``refs -> {ref: image id, or None when the image is not present locally}``.
-ImageResolver = Callable[[list[str]], Mapping[str, "str | None"]]
-
-# How many changed files a reason names before "and N more".
-_MAX_FILES_NAMED = 3
+__all__ = ["StepStatus", "StepPlan", "Plan", "Planner", "make_plan", "resolve_step"]
 
 
 class StepStatus(Enum):
@@ -155,11 +119,6 @@ class Plan:
         }
 
 
-def is_pinned(ref: str) -> bool:
-    """True when an image reference is pinned by digest (``name@sha256:...``) or is an id."""
-    return "@sha256:" in ref or ref.startswith("sha256:")
-
-
 def resolve_step(
     step: Step,
     *,
@@ -176,89 +135,6 @@ def resolve_step(
     return fingerprint_of(document), document
 
 
-def explain(previous: Mapping[str, Any] | None, document: Mapping[str, Any], *, host_hasher: HostHasher | None = None) -> list[str]:
-    """Return why ``document`` differs from the ``previous`` one, most telling first.
-
-    ``host_hasher`` provides file listings of earlier host trees so that changed
-    files can be named; without one (or when the listing is gone) the reason
-    names the mount instead.
-    """
-    if previous is None:
-        return ["never built"]
-    if previous.get("format") != document.get("format"):
-        return ["fingerprint format changed"]
-    reasons: list[str] = []
-    ref = document.get("imageRef")
-    if previous.get("image") != document.get("image"):
-        if previous.get("imageRef") == ref:
-            reasons.append(f"image {ref} now points to another image")
-        else:
-            reasons.append(f"image changed: {previous.get('imageRef')} -> {ref}")
-    if previous.get("cmd") != document.get("cmd"):
-        reasons.append("cmd changed")
-    if previous.get("setup") != document.get("setup"):
-        reasons.append("setup changed")
-    old_env, new_env = previous.get("env") or {}, document.get("env") or {}
-    for name in sorted(set(old_env) | set(new_env)):
-        if name not in old_env:
-            reasons.append(f"env {name} added")
-        elif name not in new_env:
-            reasons.append(f"env {name} removed")
-        elif old_env[name] != new_env[name]:
-            reasons.append(f"env {name} changed")
-    if previous.get("outputPath") != document.get("outputPath"):
-        reasons.append("output path changed")
-    if previous.get("network") != document.get("network"):
-        reasons.append("network changed")
-    old_inputs, new_inputs = previous.get("inputs") or {}, document.get("inputs") or {}
-    for name in sorted(set(old_inputs) | set(new_inputs), key=lambda n: (n not in new_inputs, n)):
-        if name not in old_inputs:
-            reasons.append(f"input '{name}' added")
-        elif name not in new_inputs:
-            reasons.append(f"input '{name}' removed")
-        elif old_inputs[name].get("tree") != new_inputs[name].get("tree"):
-            reasons.append(f"input '{name}' changed")
-        elif old_inputs[name] != new_inputs[name]:
-            reasons.append(f"input '{name}' options changed")
-    reasons.extend(_explain_host(previous, document, host_hasher))
-    if previous.get("caches") != document.get("caches"):
-        reasons.append("caches changed")
-    for key, label in (("user", "user"), ("runtime", "runtime"), ("readOnlyRootfs", "readOnlyRootfs"), ("capDrop", "capDrop")):
-        if previous.get(key) != document.get(key):
-            reasons.append(f"{label} changed")
-    return reasons or ["fingerprint changed"]
-
-
-def _explain_host(previous: Mapping[str, Any], document: Mapping[str, Any], hasher: HostHasher | None) -> list[str]:
-    reasons: list[str] = []
-    files: list[str] = []
-    unnamed: list[str] = []
-    for kind in ("mounts", "sources"):
-        old_list = previous.get(kind) or []
-        new_list = document.get(kind) or []
-        shape = lambda items: [(m.get("host"), m.get("container")) for m in items]  # noqa: E731
-        if shape(old_list) != shape(new_list):
-            reasons.append(f"{kind} changed")
-            continue
-        for old, new in zip(old_list, new_list):
-            if old.get("tree") == new.get("tree"):
-                continue
-            before = hasher.manifest(old["tree"]) if hasher and old.get("tree") else None
-            after = hasher.manifest(new["tree"]) if hasher and new.get("tree") else None
-            if before is None or after is None:
-                label = f"{kind[:-1]} '{new.get('host')}' changed"
-                if label not in unnamed:
-                    unnamed.append(label)
-                continue
-            for path in diff_files(before, after):
-                if path not in files:
-                    files.append(path)
-    named = [f"file {path} changed" for path in files[:_MAX_FILES_NAMED]]
-    if len(files) > _MAX_FILES_NAMED:
-        named.append(f"and {len(files) - _MAX_FILES_NAMED} more files changed")
-    return reasons + named + unnamed
-
-
 class Planner:
     """Holds what deciding steps needs -- store, workspace, images, host hasher -- for plan and runner alike.
 
@@ -269,7 +145,7 @@ class Planner:
     def __init__(
         self,
         pipeline: Pipeline,
-        store: Any,
+        store: Store,
         *,
         workspace: str | None = None,
         force: bool | frozenset[str] | Iterable[str] = False,
@@ -282,9 +158,7 @@ class Planner:
         self.pipeline = pipeline
         self.store = store
         self.workspace = workspace or pipeline.id
-        self.offline = offline
         self.condition_env: Mapping[str, str] = os.environ if condition_env is None else condition_env
-        self.image_resolver = image_resolver
         if host_hasher is None:
             store_root = getattr(store, "root", None)
             host_hasher = (
@@ -296,31 +170,25 @@ class Planner:
             self._forced: frozenset[str] = frozenset(self._steps) if force else frozenset()
         else:
             self._forced = frozenset(resolve_names(pipeline, tuple(force), what="step to force"))
-        self._metas: dict[str, dict[str, Any] | None] = {}
+        self._metas: dict[str, RunMeta | None] = {}
         self._conditions: dict[str, Any] = {}
-        # ref -> resolved id; filled by the one batch call in plan().
-        self.image_ids: dict[str, str | None] = {}
-        self._image_notes: dict[str, str] = {}
-        self._step_images: dict[str, str] = {}
-        self._step_notes: dict[str, str] = {}
-        self.warnings: list[str] = []
+        self.images = ImageRule(self._recorded_image, resolver=image_resolver, offline=offline)
 
     # -- store access (read only) ------------------------------------------
 
-    def _meta(self, run_id: str | None) -> dict[str, Any] | None:
+    def _meta(self, run_id: str | None) -> RunMeta | None:
         """The meta of a sound run (what ``store.has_run`` checks), read once per run id; else None."""
         if not run_id:
             return None
         if run_id not in self._metas:
-            meta: dict[str, Any] | None
+            meta: RunMeta | None
             try:
                 meta = self.store.read_run(run_id).meta
             except (PipexError, OSError, KeyError, ValueError):
                 meta = None
             # NOTE: the same test as Store.has_run, without parsing meta.json twice.
-            tree = meta.get("output_tree") if meta else None
-            has_tree = getattr(self.store, "has_tree", None)
-            if tree and has_tree is not None and not has_tree(tree):
+            tree = meta.output_tree if meta else None
+            if tree and not self.store.has_tree(tree):
                 meta = None
             self._metas[run_id] = meta
         return self._metas[run_id]
@@ -346,98 +214,14 @@ class Planner:
 
     def _recorded_image(self, step: Step) -> str | None:
         meta = self._meta(self._previous_run(step.id))
-        if meta and meta.get("image_ref") == step.image and meta.get("image_id"):
-            return str(meta["image_id"])
+        if meta and meta.image_ref == step.image and meta.image_id:
+            return meta.image_id
         return None
 
-    def image_of(self, step: Step) -> str | None:
-        """The image id the image rule found for ``step`` (``None``: unknown, see ``image_note``)."""
-        return self._step_images.get(step.id) or self.image_ids.get(step.image)
-
-    def image_note(self, step: Step) -> str:
-        """Why ``step`` has no image id."""
-        return self._step_notes.get(step.id) or self._image_notes.get(step.image) or f"image {step.image} not resolved"
-
-    def resolve_images(self, steps: Iterable[Step]) -> None:
-        """Find image ids for ``steps`` by the image rule (module docstring): at most one resolver call.
-
-        Recorded ids are per step (each step trusts what its own last run used);
-        resolved ids are per reference.
-        """
-        steps = list(steps)
-        wanted: dict[str, list[Step]] = {}
-        for step in steps:
-            ref = step.image
-            if step.id in self._step_images or ref in self.image_ids or ref in self._image_notes:
-                continue
-            if self.offline or is_pinned(ref):
-                # Only here is the previous run read: a tag online is re-resolved anyway.
-                recorded = self._recorded_image(step)
-                if recorded:
-                    self._step_images[step.id] = recorded
-                    continue
-                if self.offline:
-                    self._step_notes[step.id] = f"image {ref} not resolved: --offline and no run recorded its id"
-                    continue
-            wanted.setdefault(ref, []).append(step)
-        if not wanted:
-            return
-        resolver = self.image_resolver
-        if resolver is None:
-            from pipex.executor.image_ids import default_image_resolver
-
-            resolver = default_image_resolver
-        try:
-            found = dict(resolver(list(wanted)))
-        except PipexError as error:
-            warning = f"{error}; using image ids recorded by previous runs"
-            if warning not in self.warnings:  # resolution may be asked again for pending steps
-                self.warnings.append(warning)
-            for ref, waiting in wanted.items():
-                for step in waiting:
-                    recorded = self._recorded_image(step)
-                    if recorded:
-                        self._step_images[step.id] = recorded
-                    else:
-                        self._step_notes[step.id] = f"image {ref} not resolved: Docker unreachable"
-            return
-        for ref in wanted:
-            image_id = found.get(ref)
-            if image_id:
-                self.image_ids[ref] = image_id
-            else:
-                self._image_notes[ref] = f"image {ref} not present locally"
-
-    # -- what the runner calls ---------------------------------------------------
-
-    def resolve_step(
-        self, step: Step, *, input_trees: Mapping[str, str | None], image_id: str
-    ) -> tuple[str, dict[str, Any]]:
-        """Return ``(fingerprint, document)`` of ``step`` (see the module-level ``resolve_step``)."""
-        return resolve_step(step, input_trees=input_trees, image_id=image_id, host_hasher=self.host_hasher)
-
-    def recheck_host_paths(self, step: Step, document: Mapping[str, Any]) -> list[str]:
-        """Re-hash the step's host paths after it ran; return the files that changed since ``document``.
-
-        A non-empty answer means the output must not be recorded under the
-        document's fingerprint. A host path that vanished is reported as changed.
-        """
-        changed: list[str] = []
-        for entry in (*(document.get("mounts") or ()), *(document.get("sources") or ())):
-            host = entry["host"]
-            try:
-                current = self.host_hasher.hash_tree(host)
-            except PipexError:
-                changed.append(host)
-                continue
-            if current.tree_hash == entry["tree"]:
-                continue
-            before = self.host_hasher.manifest(entry["tree"])
-            for path in diff_files(before, current.files) if before is not None else [host]:
-                if path not in changed:
-                    changed.append(path)
-        self.host_hasher.save()
-        return changed
+    @property
+    def warnings(self) -> list[str]:
+        """What the plan says besides its steps (an unreachable engine)."""
+        return self.images.warnings
 
     # -- deciding ----------------------------------------------------------------
 
@@ -456,17 +240,17 @@ class Planner:
         """
         step = self._steps[step_id]
         if image_id is None:
-            self.resolve_images([step])
-            image_id = self.image_of(step)
+            self.images.resolve([step])
+            image_id = self.images.image_of(step)
         if image_id is None:
-            return StepPlan(step_id, StepStatus.RUN, (self.image_note(step),))
+            return StepPlan(step_id, StepStatus.RUN, (self.images.note(step),))
         fingerprint, document = resolve_step(
             step, input_trees=input_trees, image_id=image_id, host_hasher=self.host_hasher
         )
         forced = step_id in self._forced
         meta = None if forced else self._meta(fingerprint)
         if meta is not None:
-            finished = meta.get("finished_at")
+            finished = meta.finished_at
             age = max(0.0, time.time() - float(finished)) if finished is not None else None
             return StepPlan(
                 step_id,
@@ -477,7 +261,7 @@ class Planner:
                 age,
                 image_id,
                 document,
-                meta.get("output_tree"),
+                meta.output_tree,
             )
         previous_id = self._previous_run(step_id)
         previous_meta = self._meta(previous_id)
@@ -488,14 +272,14 @@ class Planner:
         elif previous_id == fingerprint:
             reasons = ["previous run was removed"]
         else:
-            previous_doc = previous_meta.get("fingerprint_doc") if previous_meta else None
+            previous_doc = previous_meta.fingerprint_doc if previous_meta else None
             reasons = self._failed_last(step_id, previous_meta, fingerprint, document) or explain(
                 previous_doc, document, host_hasher=self.host_hasher
             )
         return StepPlan(step_id, StepStatus.RUN, tuple(reasons), fingerprint, None, None, image_id, document)
 
     def _failed_last(
-        self, step_id: str, succeeded: Mapping[str, Any] | None, fingerprint: str, document: Mapping[str, Any]
+        self, step_id: str, succeeded: RunMeta | None, fingerprint: str, document: Mapping[str, Any]
     ) -> list[str]:
         """``last run failed (exit N)`` when the step's latest run failed, plus what changed since; else []."""
         try:
@@ -505,24 +289,24 @@ class Planner:
         failed = self._failed_meta(failed_id)
         if failed is None:
             return []
-        if succeeded is not None and float(succeeded.get("finished_at") or 0) >= float(failed.get("finished_at") or 0):
+        if succeeded is not None and (succeeded.finished_at or 0) >= (failed.finished_at or 0):
             return []  # a success came after it: explain against that
-        if failed.get("timed_out"):
+        if failed.timed_out:
             why = "timed out"
-        elif failed.get("exit_code") is not None:
-            why = f"exit {failed['exit_code']}"
+        elif failed.exit_code is not None:
+            why = f"exit {failed.exit_code}"
         else:
-            why = str(failed.get("message") or "failed").split(";")[0]
+            why = str(failed.message or "failed").split(";")[0]
         reasons = [f"last run failed ({why})"]
-        if failed.get("fingerprint") != fingerprint and isinstance(failed.get("fingerprint_doc"), Mapping):
-            reasons += explain(failed["fingerprint_doc"], document, host_hasher=self.host_hasher)
+        if failed.fingerprint != fingerprint and failed.fingerprint_doc is not None:
+            reasons += explain(failed.fingerprint_doc, document, host_hasher=self.host_hasher)
         return reasons
 
-    def _failed_meta(self, run_id: str | None) -> Mapping[str, Any] | None:
+    def _failed_meta(self, run_id: str | None) -> RunMeta | None:
         if run_id is None:
             return None
         try:
-            return self.store.read_run(run_id).meta  # type: ignore[no-any-return]
+            return self.store.read_run(run_id).meta
         except (PipexError, OSError):
             return None
 
@@ -532,7 +316,7 @@ class Planner:
         order = topo_order(self.pipeline, selected)
         live = [self._steps[i] for i in order if self.condition_holds(self._steps[i])]
         live_ids = {step.id for step in live}
-        self.resolve_images(live)
+        self.images.resolve(live)
         decided: dict[str, StepPlan] = {}
         for step_id in order:
             step = self._steps[step_id]
@@ -541,7 +325,7 @@ class Planner:
         return Plan(self.workspace, resolved, tuple(decided[i] for i in order), tuple(self.warnings))
 
     def _decide_in_plan(self, step: Step, condition_holds: bool, decided: Mapping[str, StepPlan]) -> StepPlan:
-        image_id = self.image_of(step)
+        image_id = self.images.image_of(step)
         if not condition_holds:
             return StepPlan(step.id, StepStatus.SKIPPED, (f"condition false: {step.condition}",))
         blocked = [
@@ -572,7 +356,7 @@ class Planner:
 
 def make_plan(
     pipeline: Pipeline,
-    store: Any,
+    store: Store,
     *,
     workspace: str,
     targets: Iterable[str] = (),

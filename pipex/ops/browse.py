@@ -15,10 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pipex.errors import PipexError, UsageError
+from pipex.store.runs import RunMeta
 from pipex.ops.workspaces import is_building, resolve_step, resolve_workspace
+
+if TYPE_CHECKING:
+    from pipex.store.store import Store
 
 __all__ = [
     "StepState",
@@ -107,31 +111,33 @@ class TreeItem:
     target: str | None = None
 
 
-def _meta(store: Any, run_id: str) -> dict[str, Any]:
+def _meta(store: Store, run_id: str | None) -> RunMeta | None:
+    if run_id is None:
+        return None
     try:
         return store.read_run(run_id).meta
     except PipexError:
-        return {}
+        return None
 
 
-def _view(store: Any, step: str, current: str | None, failed: str | None) -> StepView:
-    current_meta = _meta(store, current) if current else {}
-    failed_meta = _meta(store, failed) if failed else {}
+def _view(store: Store, step: str, current: str | None, failed: str | None) -> StepView:
+    current_meta = _meta(store, current)
+    failed_meta = _meta(store, failed)
     # A failed run newer than the current one is what the user needs to see first.
-    use_failed = failed is not None and (
-        current is None or float(failed_meta.get("finished_at") or 0) > float(current_meta.get("finished_at") or 0)
-    )
+    failed_at = (failed_meta.finished_at if failed_meta else None) or 0
+    current_at = (current_meta.finished_at if current_meta else None) or 0
+    use_failed = failed is not None and (current is None or failed_at > current_at)
     run_id, meta = (failed, failed_meta) if use_failed else (current, current_meta)
     assert run_id is not None
     return StepView(
         step=step,
         state=StepState.FAILED if use_failed else StepState.OK,
         run_id=run_id,
-        finished_at=meta.get("finished_at"),
-        duration_ms=meta.get("duration_ms"),
-        bytes=meta.get("bytes"),
-        files=meta.get("files"),
-        exit_code=meta.get("exit_code"),
+        finished_at=meta.finished_at if meta else None,
+        duration_ms=meta.duration_ms if meta else None,
+        bytes=meta.bytes if meta else None,
+        files=meta.files if meta else None,
+        exit_code=meta.exit_code if meta else None,
         current_run_id=current,
     )
 
@@ -178,7 +184,7 @@ def list_workspaces(store: Any) -> list[WorkspaceSummary]:
                 building=view.building,
                 steps=len(view.steps),
                 failed=sum(1 for s in view.steps if s.state is StepState.FAILED),
-                bytes=sum(int(m.get("bytes") or 0) for m in current),
+                bytes=sum(m.bytes for m in current if m is not None),
                 last_finished_at=max(finished) if finished else None,
             )
         )

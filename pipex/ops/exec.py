@@ -13,8 +13,9 @@ becomes the workspace's ref for the step id, under the workspace lock.
 no run, no ref, no lock; its container is labelled apart so that a build of
 the workspace does not take it for a leftover.
 
-A recorded exec goes through ``Runner.execute``, so it is exactly what a build
-records (meta, logs, retries, the per-fingerprint lock).
+An exec runs in a ``BuildSession`` and a recorded exec goes through
+``JobRunner.execute``, so it is exactly what a build records (meta, logs,
+retries, the per-fingerprint lock).
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipex.errors import InterruptedBuild, UsageError
 from pipex.events import Event, EventKind, EventSink
-from pipex.store.store import container_owner_lives
+from pipex.ops.project import condition_env, executor_factory, opened
+from pipex.spec.step_file import config_for, load_step
+
+if TYPE_CHECKING:
+    from pipex.engine.job import JobRunner, StepJob
+    from pipex.engine.session import BuildSession
+    from pipex.spec.model import Step
+    from pipex.store.store import Store
 
 __all__ = ["ExecResult", "load_step", "parse_input", "exec_step"]
 
@@ -63,77 +71,7 @@ def parse_input(value: str) -> tuple[str, str]:
     return alias, step
 
 
-def _config_for(file: Path, workspace_root: Path | None) -> Any:
-    from pipex.spec.config import Config, find_config_file, load_config
-
-    for root in (file.parent, workspace_root):
-        if root is not None and find_config_file(root) is not None:
-            return load_config(root)
-    return Config(root=file.parent.resolve())
-
-
-def load_step(file: Path, step_id: str | None, *, config: Any, env_files: Sequence[Path] = ()) -> tuple[Any, Path]:
-    """The Step of ``file`` (a single step or a pipeline; ``step_id`` picks one) and the root its paths use."""
-    from pipex.errors import SpecErrors
-    from pipex.spec.document import display_path, parse_document
-    from pipex.spec.expand import expand_steps
-    from pipex.spec.load import read_env_files
-    from pipex.spec.schemas import PIPELINE_SCHEMA, load_schema
-    from pipex.spec.validate import schema_errors
-
-    file = Path(file)
-    if not file.is_file():
-        msg = f"no step file {file}"
-        raise UsageError(msg)
-    root = file.parent.resolve()
-    doc = parse_document(file, shown=display_path(file))
-    data = doc.data
-    if not isinstance(data, dict):
-        raise doc.error("expected a step (a mapping with id, image, cmd) or a pipeline with 'steps'")
-    schema = load_schema(PIPELINE_SCHEMA)
-    if "steps" in data:
-        errors = schema_errors(data, schema, doc)
-        raw_steps = list(data["steps"])
-    else:
-        doc = _single_step(doc)
-        errors = schema_errors(data, {"$ref": "#/$defs/step", "$defs": schema["$defs"]}, doc)
-        raw_steps = [data]
-    if errors:
-        raise errors[0] if len(errors) == 1 else SpecErrors(errors)
-    expanded = expand_steps(raw_steps, doc, root, read_env_files(env_files), config)
-    if expanded.errors:
-        raise expanded.errors[0] if len(expanded.errors) == 1 else SpecErrors(expanded.errors)
-    steps = {s.id: s for s in expanded.steps}
-    if step_id is None:
-        if len(steps) != 1:
-            msg = f"{display_path(file)} has {len(steps)} steps ({', '.join(steps)}); pick one with --step"
-            raise UsageError(msg)
-        return next(iter(steps.values())), root
-    if step_id not in steps:
-        msg = f"{display_path(file)} has no step '{step_id}'; its steps: {', '.join(steps)}"
-        raise UsageError(msg)
-    return steps[step_id], root
-
-
-def _single_step(doc: Any) -> Any:
-    """``doc`` whose errors at ``steps[0].x`` point at ``x``: the file is that one step."""
-    from pipex.spec.document import Document
-
-    class SingleStep(Document):
-        def locate(self, parts: Sequence[Any], *, key: bool = False) -> tuple[int | None, int | None]:
-            return super().locate(_strip(parts), key=key)
-
-        def error(self, message: str, parts: Sequence[Any] = (), *, key: bool = False) -> Any:
-            return super().error(message, _strip(parts), key=key)
-
-    return SingleStep(**{f.name: getattr(doc, f.name) for f in dataclasses.fields(doc)})
-
-
-def _strip(parts: Sequence[Any]) -> list[Any]:
-    return list(parts[2:]) if len(parts) >= 2 and parts[0] == "steps" and parts[1] == 0 else list(parts)
-
-
-def _input_trees(store: Any, workspace: str, step: Any, inputs: Sequence[str]) -> tuple[Any, dict[str, str | None]]:
+def _input_trees(store: Store, workspace: str, step: Step, inputs: Sequence[str]) -> tuple[Step, dict[str, str | None]]:
     """The step with ``--input`` added, and the tree each input mounts (the workspace's current runs)."""
     from pipex.spec.model import InputRef
 
@@ -167,7 +105,7 @@ def exec_step(
     force: bool = False,
     verbose: bool = False,
     env_files: Sequence[Path | str] = (),
-    store: Any = None,
+    store: Store | Path | str | None = None,
     sink: EventSink | None = None,
     on_output: Callable[[str, str, str], None] | None = None,
     cancel: threading.Event | None = None,
@@ -178,49 +116,15 @@ def exec_step(
     ``ephemeral`` (or ``verbose``). Raises InterruptedBuild (exit 130) on
     SIGINT/SIGTERM after removing the container.
     """
-    from pipex import api
-
-    opened = api.open_store_here(store) if not hasattr(store, "read_run") else store
-    # The store lock, shared, from before the inputs are resolved until the step
-    # is done: gc must not take them away meanwhile (not even for --ephemeral).
-    with opened.shared_lock():
-        return _exec_locked(
-            opened, file, workspace, step_id=step_id, inputs=inputs, ephemeral=ephemeral, force=force,
-            verbose=verbose, env_files=env_files, sink=sink, on_output=on_output, cancel=cancel,
-        )
-
-
-def _exec_locked(
-    opened: Any,
-    file: Path | str,
-    workspace: str | None,
-    *,
-    step_id: str | None,
-    inputs: Sequence[str],
-    ephemeral: bool,
-    force: bool,
-    verbose: bool,
-    env_files: Sequence[Path | str],
-    sink: EventSink | None,
-    on_output: Callable[[str, str, str], None] | None,
-    cancel: threading.Event | None,
-) -> ExecResult:
-    from pipex import api
+    from pipex.engine.job import JobRunner, StepJob
     from pipex.engine.plan import Planner
-    from pipex.engine.runner import BuildOptions, Runner, RunJob, StepInterrupted, StepOutcome
-    from pipex.spec.model import Pipeline
+    from pipex.engine.results import BuildOptions, StepInterrupted, StepOutcome
+    from pipex.engine.session import BuildSession
     from pipex.ops.workspaces import resolve_workspace
+    from pipex.spec.model import Pipeline
 
+    the_store = opened(store)
     sink = sink or (lambda event: None)
-    name = resolve_workspace(opened, workspace)
-    file = Path(file)
-    config = _config_for(file, opened.workspace_project_root(name))
-    step, root = load_step(file, step_id, config=config, env_files=[Path(f) for f in env_files])
-    step, trees = _input_trees(opened, name, step, inputs)
-    pipeline = Pipeline(id=name, root=root, file=file.absolute(), steps=(step,))
-    cancel = cancel or threading.Event()
-    planner = Planner(pipeline, opened, workspace=name, force=force, condition_env=api.condition_env(env_files))
-    make_executor = api._executor_factory(config)
 
     def forward(event: Event) -> None:
         if event.kind is EventKind.STEP_LOG and on_output is not None:
@@ -228,68 +132,66 @@ def _exec_locked(
         else:
             sink(event)
 
-    options = BuildOptions(concurrency=1, force=force, verbose=verbose or ephemeral or on_output is not None)
-    with ExitStack() as stack:
-        if not ephemeral:
-            stack.enter_context(api._workspace_lock(opened, name, sink))
-        runner = Runner(
-            pipeline, opened, name, None, planner=planner, executor_factory=make_executor,
-            options=options, sink=forward, cancel=cancel,
+    # The store lock, shared, from before the inputs are resolved until the step
+    # is done: gc must not take them away meanwhile (not even for --ephemeral).
+    with the_store.shared_lock():
+        name = resolve_workspace(the_store, workspace)
+        file = Path(file)
+        config = config_for(file, the_store.workspace_project_root(name))
+        step, root = load_step(file, step_id, config=config, env_files=[Path(f) for f in env_files])
+        step, trees = _input_trees(the_store, name, step, inputs)
+        pipeline = Pipeline(id=name, root=root, file=file.absolute(), steps=(step,))
+        session = BuildSession(
+            the_store, name, executor_factory=executor_factory(config), sink=forward, cancel=cancel, ephemeral=ephemeral
         )
-        if ephemeral:
-            # NOT runner.executor: creating it removes the workspace's leftovers, which would be a live build's containers.
-            executor = make_executor()
-            stack.callback(executor.close)
-            # But containers whose starting process is gone (a killed exec --ephemeral) are garbage.
-            # (Older pipex's containers carry no owner: spared.)
-            executor.remove_leftovers({"pipex.store": str(opened.root)}, lambda labels: container_owner_lives(labels) is not False)
-        else:
-            executor = None
-        try:
-            with api._signals_cancel(cancel, lambda: _stop(runner, executor)):
-                planner.resolve_images([step])
-                image_id = planner.image_of(step)
-                if image_id is None:
-                    image_id = (executor or runner.executor).ensure_image(step.image, None, cancel)
+        planner = Planner(pipeline, the_store, workspace=name, force=force, condition_env=condition_env(env_files))
+        options = BuildOptions(concurrency=1, force=force, verbose=verbose or ephemeral or on_output is not None)
+        runner = JobRunner(session, root=root, options=options, host_hasher=planner.host_hasher)
+        with ExitStack() as stack:
+            if not ephemeral:
+                stack.enter_context(session.workspace_lock())
+            with session.running():
+                planner.images.resolve([step])
+                image_id = planner.images.image_of(step) or session.executor.ensure_image(step.image, None, session.cancel)
                 decided = planner.decide(step.id, input_trees=trees, image_id=image_id)
-                job = RunJob(step, decided.fingerprint or "", dict(decided.document or {}), image_id, trees, "exec")
+                job = StepJob(step, decided.fingerprint or "", dict(decided.document or {}), image_id, trees, "exec")
                 if ephemeral:
-                    return _ephemeral(runner, executor, job, name, cancel)
+                    return _ephemeral(session, runner, job)
                 if decided.run_id is not None and not force:
                     result = runner.reuse(step, decided.run_id, decided.output_tree)
                     sink(Event(EventKind.STEP_CACHED, step.id, {"runId": result.run_id, "tree": result.tree_id}))
                 else:
-                    sink(Event(EventKind.STEP_STARTING, step.id, {"reason": "; ".join(decided.reasons) or "exec", "fingerprint": job.fingerprint}))
+                    reason = "; ".join(decided.reasons) or "exec"
+                    sink(Event(EventKind.STEP_STARTING, step.id, {"reason": reason, "fingerprint": job.fingerprint}))
                     try:
                         result = runner.execute(job)
                     except StepInterrupted:
                         raise InterruptedBuild("exec interrupted; nothing was recorded") from None
-        finally:
-            if runner.executor_started:
-                runner.executor.close()
-    if cancel.is_set():
+    if session.cancel.is_set():
         raise InterruptedBuild("exec interrupted; nothing was recorded")
     outcome = {StepOutcome.SUCCEEDED: "succeeded", StepOutcome.CACHED: "cached"}.get(result.outcome, "failed")
     return ExecResult(step.id, outcome, result.exit_code, result.run_id, result.tree_id, result.reason)
 
 
-def _stop(runner: Any, executor: Any) -> None:
-    if executor is not None:
-        executor.stop_all()
-    if runner.executor_started:
-        runner.executor.stop_all()
+def _ephemeral(session: BuildSession, runner: JobRunner, job: StepJob) -> ExecResult:
+    """Run ``job`` once in a staging dir that is then thrown away; nothing reaches the store.
 
+    Its container is labelled apart (workspace ``<ws>.exec-<pid>``, run
+    ``ephemeral``), so a build of the workspace does not take it for a leftover.
+    """
+    from pipex.engine.invocation import make_invocation
 
-def _ephemeral(runner: Any, executor: Any, job: Any, workspace: str, cancel: threading.Event) -> ExecResult:
-    """Run ``job`` once in a staging dir that is then thrown away; nothing reaches the store."""
-    with runner.store.staging_dir(f"exec-{job.step.id}") as staging, ExitStack() as stack:
+    with session.store.staging_dir(f"exec-{job.step.id}") as staging:
         output, logs = staging / "output", staging / "logs"
         output.mkdir()
         logs.mkdir()
-        invocation = runner.prepare_invocation(job, output, logs, stack)
-        labels = {**invocation.labels, "pipex.workspace": f"{workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
-        result = executor.run(dataclasses.replace(invocation, labels=labels), cancel)
-    if result.cancelled or cancel.is_set():
+        invocation = make_invocation(
+            job, store=session.store, workspace=session.workspace, root=runner.root,
+            output=output, logs=logs, sink=session.sink, verbose=True,
+        )
+        labels = {**invocation.labels, "pipex.workspace": f"{session.workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
+        result = session.executor.run(dataclasses.replace(invocation, labels=labels), session.cancel)
+    if result.cancelled or session.cancel.is_set():
         raise InterruptedBuild("exec interrupted")
     ok = result.exit_code == 0 and not result.timed_out
     reason = None if ok else (result.message or f"exit code {result.exit_code}")

@@ -89,7 +89,7 @@ def follow_logs(store: Any, workspace: str, step: str, stream: str = "both") -> 
         if seen:
             return  # interrupted before its run was recorded: what was shown is all there is
         raise
-    if seen and float(record.meta.get("finished_at") or 0) < started - 1:
+    if seen and (record.meta.finished_at or 0) < started - 1:
         return
     for name, path in log_paths(record, stream):
         data = _read_from(path, offsets.get(name, 0))

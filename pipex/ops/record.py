@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 from pipex.errors import PipexError, UsageError
 from pipex.events import Event, EventKind
+from pipex.store.runs import log_tail
 
 __all__ = [
     "BUILD_LOG",
@@ -394,7 +395,7 @@ def attach(store: Any, workspace: str, on_line: Callable[[str], None], *, starti
             failed = event.kind is EventKind.PIPELINE_FAILED
         on_line(line)
     final = read_status(store, workspace)
-    errors = tuple(_tail(directory / BUILD_OUT)) if not saw_end else ()
+    errors = tuple(log_tail(directory / BUILD_OUT)) if not saw_end else ()
     if final is not None and final.state == "finished" and final.exit_code is not None:
         return AttachResult(int(final.exit_code), errors)
     if saw_end:
@@ -402,14 +403,6 @@ def attach(store: Any, workspace: str, on_line: Callable[[str], None], *, starti
     if final is not None and final.state == "starting":
         return AttachResult(2, errors or ("the detached build did not start; see " + str(directory / BUILD_OUT),))
     return AttachResult(1, errors or ("the build process ended without recording its exit code (killed?)",))
-
-
-def _tail(path: Path, lines: int = 10) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
 def cancel(store: Any, workspace: str, *, timeout: float = 60.0) -> int:

@@ -1,7 +1,7 @@
 """Workspaces as a user sees them: which exist, which a live build holds, and removing them safely.
 
 A build holds the named store lock ``workspace-<ws>`` for its whole duration
-(``pipex.api._workspace_lock``). Whether a build is live is therefore one
+(``pipex.engine.session``). Whether a build is live is therefore one
 non-blocking acquire away, and removing a workspace *while holding that lock*
 means no build can start on it half way through the removal.
 """
@@ -135,7 +135,7 @@ def remove_orphan_containers(store: Any, workspaces: Sequence[str]) -> int:
     reachable engine there is nothing to remove from it, and nothing is said.
     """
     from pipex.errors import PipexError
-    from pipex.store.store import container_owner_lives
+    from pipex.store.owners import container_owner_lives
 
     names = set(workspaces)
 

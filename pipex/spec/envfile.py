@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from pipex.errors import SpecError
 from pipex.spec.files import read_input_file
 
-__all__ = ["parse_env_file", "parse_env_text"]
+__all__ = ["merge_env_files", "parse_env_file", "parse_env_text"]
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$", "'": "'"}
@@ -33,6 +34,14 @@ def parse_env_file(path: Path, *, shown: str | None = None) -> dict[str, str]:
         msg = f"cannot read env file: {error.strerror or error}"
         raise SpecError(msg, file=file) from None
     return parse_env_text(text, file=file)
+
+
+def merge_env_files(env_files: Iterable[Path | str]) -> dict[str, str]:
+    """Merge ``--env-file`` files in order (a later file wins); errors name FILE:LINE. The one merge rule."""
+    env: dict[str, str] = {}
+    for name in env_files:
+        env.update(parse_env_file(Path(name), shown=str(name)))
+    return env
 
 
 def parse_env_text(text: str, *, file: str = "<env>") -> dict[str, str]:

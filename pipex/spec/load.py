@@ -16,7 +16,7 @@ from pipex.spec.model import Pipeline
 from pipex.spec.paths import host_paths_ok, slugify
 from pipex.spec.files import read_input_file
 
-__all__ = ["PIPELINE_FILES", "find_pipeline_file", "load_pipeline", "read_env_files"]
+__all__ = ["PIPELINE_FILES", "find_pipeline_file", "load_pipeline"]
 
 PIPELINE_FILES = ("pipeline.yml", "pipeline.yaml", "pipeline.json")
 
@@ -41,16 +41,6 @@ def find_pipeline_file(path: Path | None = None) -> Path:
     except OSError as error:  # a name too long, a loop of links, no permission
         raise SpecError(f"cannot read: {error.strerror or error}", file=shorten(str(target))) from None
     return target
-
-
-def read_env_files(env_files: Iterable[Path | str]) -> dict[str, str]:
-    """Merge ``--env-file`` files in order (a later file wins); errors name FILE:LINE."""
-    from pipex.spec.envfile import parse_env_file
-
-    env: dict[str, str] = {}
-    for name in env_files:
-        env.update(parse_env_file(Path(name), shown=str(name)))
-    return env
 
 
 _ABSENT = "absent"
@@ -179,6 +169,7 @@ def _load(
     """The uncached path: parse, schema, kits, semantic checks."""
     from pipex.spec.config import load_config
     from pipex.spec.document import display_path, parse_document
+    from pipex.spec.envfile import merge_env_files
     from pipex.spec.expand import expand_steps
     from pipex.spec.normalize import check_graph
     from pipex.spec.schemas import PIPELINE_SCHEMA, load_schema
@@ -193,7 +184,7 @@ def _load(
     _raise(schema_errors(data, load_schema(PIPELINE_SCHEMA), doc))
     if config is None:
         config = load_config(root)
-    cli_env = read_env_files(env_files)
+    cli_env = merge_env_files(env_files)
     expanded = expand_steps(data["steps"], doc, root, cli_env, config)
     errors = expanded.errors + check_graph(
         expanded.steps, doc, data["steps"], expanded.positions, expanded.unbuilt

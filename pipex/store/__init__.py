@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipex._lazy import lazy_exports
 from pipex.store.objects import hash_bytes, hash_file
-from pipex.store.runs import RunNotFoundError, RunRecord
+from pipex.store.runs import RunMeta, RunNotFoundError, RunRecord, RunStatus, run_id_for
 from pipex.store.store import IngestResult, Store, default_root
 from pipex.store.trees import EntryType, Tree, TreeEntry, UnsafeOutputError
 
@@ -32,6 +32,9 @@ __all__ = [
     "TreeEntry",
     "EntryType",
     "RunRecord",
+    "RunMeta",
+    "RunStatus",
+    "run_id_for",
     "RunNotFoundError",
     "UnsafeOutputError",
     "default_root",

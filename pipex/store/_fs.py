@@ -25,6 +25,7 @@ __all__ = [
     "read_regular_file",
     "file_kind",
     "copy_fd",
+    "copy_file",
     "process_start_time",
     "process_alive",
     "store_errors",
@@ -155,6 +156,20 @@ def copy_fd(src: int, dst: int) -> int:
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def copy_file(src: bytes, dest: bytes, mode: int) -> None:
+    """Copy file ``src`` to the new file ``dest`` (never through a link) with ``mode``."""
+    src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            copy_fd(src_fd, dst_fd)
+            os.fchmod(dst_fd, mode)
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
 
 
 def _open_dir(name: bytes, dir_fd: int | None) -> int:

@@ -33,7 +33,8 @@ from pipex.store._fs import fsync_dir, rmtree, store_errors, walk_files
 from pipex.store.objects import is_oid
 from pipex.store.refs import REF_KINDS, read_link
 from pipex.store.runs import RunNotFoundError, load_meta
-from pipex.store.store import Store, owner_token
+from pipex.store.owners import owner_token
+from pipex.store.store import Store
 from pipex.store.trees import tree_object_keys
 
 __all__ = ["GcReport", "PruneReport", "gc", "prune"]
@@ -107,7 +108,7 @@ def _mark(store: Store, live_runs: set[str]) -> tuple[set[str], set[str]]:
         except StoreCorruptError as error:
             msg = f"gc stopped before deleting anything: {error}"
             raise StoreCorruptError(msg) from None
-        tree = meta.get("output_tree")
+        tree = meta.output_tree
         if tree is not None:
             trees.add(tree)
     objects: set[str] = set()

@@ -37,7 +37,39 @@ from urllib.parse import quote
 
 from pipex.errors import LockBusyError, StoreError
 
-__all__ = ["hold", "hold_store", "named_lock_path", "try_remove_idle"]
+__all__ = [
+    "hold",
+    "hold_store",
+    "named_lock_path",
+    "try_remove_idle",
+    "workspace_lock_name",
+    "run_lock_name",
+    "cache_lock_name",
+    "record_lock_name",
+]
+
+
+# The named locks, in one place: every holder and every tester of a lock spells its name here.
+
+
+def workspace_lock_name(workspace: str) -> str:
+    """Held by a build (or a recorded exec) of ``workspace`` for its whole duration; rm and clean test it."""
+    return f"workspace-{workspace}"
+
+
+def run_lock_name(fingerprint: str) -> str:
+    """Held while a step of ``fingerprint`` runs: two builds that need one fingerprint run it once."""
+    return f"run-{fingerprint}"
+
+
+def cache_lock_name(workspace: str, cache: str) -> str:
+    """Held during the setup phase of a step with the exclusive cache ``cache``."""
+    return f"cache-{workspace}-{cache}"
+
+
+def record_lock_name(workspace: str) -> str:
+    """Held while a detached build of ``workspace`` is started (its record is claimed)."""
+    return f"detach-{workspace}"
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.@+=,-]+$")
 

@@ -5,26 +5,174 @@ moved in) and renamed into ``runs/`` in one step, so a reader sees a
 complete run or none. ``run_id`` is the step's fingerprint for a successful
 run; the runner picks other ids for failed or unstable runs.
 
-``meta.json`` is the runner's, except one key the store follows: ``output_tree``
-(a tree id), which gc marks and verify checks.
+``meta.json`` is owned by :class:`RunMeta`, its only writer and reader. The
+store itself follows one key, ``output_tree`` (a tree id), which gc marks and
+verify checks.
+
+meta.json, format 2 (one JSON object, snake_case keys; every key optional when read)
+-----------------------------------------------------------------------------------
+==================  ==========================================================
+key                 value
+==================  ==========================================================
+format              2 (absent in format 1, written before pipex 0.x had it:
+                    the same keys otherwise)
+step, workspace     the step id and the workspace that ran it
+status              ``succeeded`` or ``failed``
+fingerprint         the step's fingerprint (None: failed before it was known)
+fingerprint_doc     the canonical document hashed into it (``pipex.engine.fingerprint``)
+image_ref/image_id  the image reference as written and the image id that ran
+cmd, setup_cmd      argv lists (setup_cmd None without setup)
+exit_code           the command's exit code (None: it never ran)
+timed_out           True when ``timeoutSec`` killed it
+message             why it failed outside its command (refused output, no image)
+started_at,         Unix times (float seconds) and the duration in ms
+finished_at,
+duration_ms
+attempts, retries   attempts made; retries allowed
+output_tree         the output's tree id (None: nothing kept)
+bytes, files        the output's size
+pipex_version       the pipex that recorded it
+==================  ==========================================================
+
+Unknown keys (a newer pipex's) are kept on read and written back unchanged;
+a reader never fails on a missing key. Run ids: a successful run's id is its
+fingerprint; others are ``<fingerprint>-failed-<ms>`` and
+``<fingerprint>-unstable-<ms>`` (:func:`run_id_for`), so they never shadow
+a cache hit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import os
 import re
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipex.errors import RunNotFoundError, StoreCorruptError, StoreError
-from pipex.store._fs import read_regular_file
+from pipex.store._fs import copy_file, exchange, fsync_dir, read_regular_file, rmtree, store_errors, syncfs, write_temp
+from pipex.store.owners import owner_token
 
-__all__ = ["RunRecord", "RunNotFoundError", "LOG_STREAMS", "check_run_id", "load_meta"]
+if TYPE_CHECKING:
+    from pipex.store.store import Store
+
+__all__ = ["RunMeta", "RunStatus", "RunRecord", "RunNotFoundError", "LOG_STREAMS", "META_FORMAT", "check_run_id", "load_meta", "log_tail", "run_id_for"]
 
 LOG_STREAMS = ("stdout", "stderr")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}$")
+
+
+META_FORMAT = 2
+
+
+class RunStatus(str, Enum):
+    """How a recorded run ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """A run's ``meta.json`` (format in the module docstring): the only code that writes or reads it."""
+
+    step: str | None = None
+    workspace: str | None = None
+    status: RunStatus = RunStatus.SUCCEEDED
+    fingerprint: str | None = None
+    fingerprint_doc: Mapping[str, Any] | None = None
+    image_ref: str | None = None
+    image_id: str | None = None
+    cmd: tuple[str, ...] = ()
+    setup_cmd: tuple[str, ...] | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
+    message: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: int = 0
+    attempts: int = 0
+    retries: int = 0
+    output_tree: str | None = None
+    bytes: int = 0
+    files: int = 0
+    pipex_version: str | None = None
+    format: int = META_FORMAT
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def succeeded(self) -> bool:
+        """True for a successful run."""
+        return self.status is RunStatus.SUCCEEDED
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written to ``meta.json`` (unknown keys read earlier are kept)."""
+        doc: dict[str, Any] = dict(self.extra)
+        for item in fields(self):
+            if item.name == "extra":
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, RunStatus):
+                value = value.value
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            doc[item.name] = value
+        doc["format"] = META_FORMAT  # written in this format, whatever it was read in
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], run_id: str = "?") -> RunMeta:
+        """Read a ``meta.json`` object of any format: missing keys get defaults, unknown ones go to ``extra``.
+
+        Raises StoreCorruptError when a key the store follows has the wrong type.
+        """
+        known = {item.name for item in fields(cls)} - {"extra"}
+        values: dict[str, Any] = {}
+        for name in known & set(doc):
+            values[name] = doc[name]
+        tree = values.get("output_tree")
+        if tree is not None and not isinstance(tree, str):
+            msg = f"run {run_id} is damaged (output_tree is not a string)"
+            raise StoreCorruptError(msg)
+        values["format"] = doc.get("format", 1)
+        try:
+            values["status"] = RunStatus(values.get("status", RunStatus.SUCCEEDED))
+        except ValueError:
+            values["status"] = RunStatus.FAILED
+        for name in ("cmd", "setup_cmd"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(str(word) for word in values[name])
+            elif name in values and values[name] is not None:
+                values.pop(name)
+        if not isinstance(values.get("fingerprint_doc"), (Mapping, type(None))):
+            values.pop("fingerprint_doc")
+        for name, kind in (("duration_ms", int), ("attempts", int), ("retries", int), ("bytes", int), ("files", int)):
+            if name in values and (not isinstance(values[name], (int, float)) or isinstance(values[name], bool)):
+                values.pop(name)
+            elif name in values:
+                values[name] = kind(values[name])
+        for name in ("started_at", "finished_at"):
+            if name in values and (not isinstance(values[name], (int, float)) or isinstance(values[name], bool)):
+                values.pop(name)
+        extra = {key: value for key, value in doc.items() if key not in known}
+        return cls(**values, extra=extra)
+
+
+def run_id_for(fingerprint: str, status: RunStatus, finished_at: float, *, unstable: bool = False) -> str:
+    """The run-id rule: a successful run is its fingerprint; failed and unstable runs get timestamped ids."""
+    if status is RunStatus.FAILED:
+        return f"{fingerprint}-failed-{int(finished_at * 1000)}"
+    if unstable:
+        return f"{fingerprint}-unstable-{int(finished_at * 1000)}"
+    return fingerprint
 
 
 @dataclass(frozen=True)
@@ -33,13 +181,12 @@ class RunRecord:
 
     run_id: str
     path: Path
-    meta: dict[str, Any]
+    meta: RunMeta
 
     @property
     def output_tree(self) -> str | None:
         """The tree id of the run's output, if it recorded one."""
-        tree = self.meta.get("output_tree")
-        return tree if isinstance(tree, str) else None
+        return self.meta.output_tree
 
     def log(self, stream: str) -> Path:
         """Path of ``stdout.log`` or ``stderr.log``."""
@@ -47,6 +194,19 @@ class RunRecord:
             msg = f"unknown log stream {stream!r}: use stdout or stderr"
             raise StoreError(msg)
         return self.path / f"{stream}.log"
+
+
+def log_tail(path: Path, lines: int = 10) -> list[str]:
+    """The last ``lines`` non-blank lines of a log file (its last 8 KiB read); [] if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
 def check_run_id(run_id: str) -> str:
@@ -57,7 +217,7 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def load_meta(run_id: str, run_dir: Path, meta_file: str | None = None) -> dict[str, Any]:
+def load_meta(run_id: str, run_dir: Path, meta_file: str | None = None) -> RunMeta:
     """Read ``meta.json`` of a run; RunNotFoundError if absent, StoreCorruptError if unreadable.
 
     ``meta_file`` is the same path as a string, when the caller has it (cheaper than pathlib).
@@ -83,8 +243,69 @@ def load_meta(run_id: str, run_dir: Path, meta_file: str | None = None) -> dict[
     if not isinstance(meta, dict):
         msg = f"run {run_id} is damaged (meta.json is not a JSON object); run 'pipex verify --repair'"
         raise StoreCorruptError(msg)
-    tree = meta.get("output_tree")
-    if tree is not None and not isinstance(tree, str):
-        msg = f"run {run_id} is damaged (output_tree is not a string)"
-        raise StoreCorruptError(msg)
-    return meta
+    return RunMeta.from_dict(meta, run_id)
+
+
+def record_run(store: Store, run_id: str, meta: RunMeta, logs_dir: Path | None, *, replace: bool = False) -> RunRecord:
+    """Store a run: meta.json plus the ``*.log`` files moved from ``logs_dir``.
+
+    Assembled in staging and renamed into runs/<run_id>; if a sound run of
+    that id exists it is kept (and returned) and nothing is moved, unless
+    ``replace`` (a forced run), which swaps the new run in atomically: a
+    reader sees the old or the new record, never a mix or neither.
+    """
+    check_run_id(run_id)
+    tree = meta.output_tree
+    if tree is not None and not store.has_tree(tree):
+        msg = f"cannot record run {run_id}: its output_tree {tree!r} is not in the store"
+        raise StoreError(msg)
+    try:
+        data = json.dumps(meta.to_dict(), sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+    except (TypeError, ValueError) as error:
+        msg = f"cannot record run {run_id}: meta is not JSON ({error})"
+        raise StoreError(msg) from None
+    dest = store.run_path(run_id)
+    with store.shared_lock(), store_errors(f"cannot record run {run_id}"):
+        if not replace and store.has_run(run_id):
+            return store.read_run(run_id)
+        tmp = Path(tempfile.mkdtemp(prefix=f"run-{owner_token()}-", dir=store.root / "staging"))
+        try:
+            os.rename(write_temp(data, tmp, sync=False), tmp / "meta.json")
+            if logs_dir is not None:
+                for log in sorted(Path(logs_dir).glob("*.log")):
+                    if log.is_file() and not log.is_symlink():
+                        _move_log(log, tmp / log.name)
+            for stream in LOG_STREAMS:
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(tmp / f"{stream}.log", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+            syncfs(tmp)  # meta and logs durable before the run's name appears (one commit)
+            if replace and dest.is_dir():
+                exchange(tmp, dest)  # tmp now holds the old run, removed below
+                fsync_dir(dest.parent)
+                return store.read_run(run_id)
+            if dest.exists():
+                # A damaged run of this id (checked above): move it aside, keep the new one.
+                rmtree(store.retire(dest))
+            try:
+                os.rename(tmp, dest)
+            except OSError as error:
+                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+            else:
+                fsync_dir(dest.parent)
+        finally:
+            rmtree(tmp)
+        return store.read_run(run_id)
+
+def _move_log(src: Path, dest: Path) -> None:
+    try:
+        os.rename(src, dest)
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES):
+            raise
+        copy_file(os.fsencode(src), os.fsencode(dest), 0o444)
+        with contextlib.suppress(OSError):
+            os.unlink(src)
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(dest, 0o444)

@@ -153,7 +153,7 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
             bad_runs.add(run_id)
             problems.append(Problem(ProblemKind.DAMAGED_RUN, run_id, str(error)))
             continue
-        tree = meta.get("output_tree")
+        tree = meta.output_tree
         if tree is None:
             continue
         if not is_oid(tree) or not store.tree_path(tree).is_file():
@@ -205,10 +205,10 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
     for ws in bad_workspaces:
         # Rewritten by the next build of that project (an unknown root is adopted).
         with contextlib.suppress(FileNotFoundError):
-            rmtree(store._retire(root / "workspaces" / ws / "workspace.json"))
+            rmtree(store.retire(root / "workspaces" / ws / "workspace.json"))
     for tree_id in bad_checkouts:
         with contextlib.suppress(FileNotFoundError):
-            rmtree(store._retire(root / "checkouts" / tree_id))  # made again on next use
+            rmtree(store.retire(root / "checkouts" / tree_id))  # made again on next use
     return repaired
 
 
@@ -304,14 +304,14 @@ def _repair(
     for pin in bad_pins:
         store.unpin(pin)
     for run_id in sorted(bad_runs):
-        rmtree(store._retire(root / "runs" / run_id))
+        rmtree(store.retire(root / "runs" / run_id))
     if bad_runs:
         fsync_dir(root / "runs")
     checkouts = 0
     for tree_id in sorted(bad_trees):
         checkout = root / "checkouts" / tree_id
         if checkout.exists():
-            rmtree(store._retire(checkout))
+            rmtree(store.retire(checkout))
             checkouts += 1
     for tree_id in sorted(bad_trees):
         path = store.tree_path(tree_id)

@@ -26,6 +26,7 @@ from pipex.store import Store
 from pipex.store import _fs
 from pipex.store.gc import gc, prune
 from pipex.store.verify import verify
+from pipex.store.runs import RunMeta
 
 from .conftest import iterations
 
@@ -69,10 +70,13 @@ def _install(fault_at: int, mode: str, counter: list[int]) -> None:
     os.open = counted_open  # type: ignore[assignment]
     _fs.syncfs = wrap("syncfs", _fs.syncfs)  # type: ignore[assignment]
     _fs.exchange = wrap("exchange", _fs.exchange)  # type: ignore[assignment]
-    import pipex.store.store as store_module
+    import sys
 
-    store_module.syncfs = _fs.syncfs  # type: ignore[attr-defined]
-    store_module.exchange = _fs.exchange  # type: ignore[attr-defined]
+    # Every store module that imported them by name sees the counting versions.
+    for module in [m for name, m in sys.modules.items() if name.startswith("pipex.store.")]:
+        for name in ("syncfs", "exchange"):
+            if getattr(module, name, None) is not None and module is not _fs:
+                setattr(module, name, getattr(_fs, name))
 
 
 def _in_child(root: Path, operation: Callable[[Store], None], fault_at: int, mode: str) -> tuple[int, int]:
@@ -113,7 +117,7 @@ def _build_like(store: Store, out: Path, run_id: str, step: str, *, replace: boo
     logs.mkdir(exist_ok=True)
     (logs / "stdout.log").write_text("out\n")
     meta = {"step": step, "status": "succeeded", "fingerprint": run_id, "output_tree": ingested.tree_id}
-    store.record_run(run_id, meta, logs, replace=replace)
+    store.record_run(run_id, RunMeta.from_dict(meta), logs, replace=replace)
     store.set_ref("ws", step, run_id)
 
 

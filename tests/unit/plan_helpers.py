@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipex.engine.fingerprint import HostHasher
+from pipex.engine.hosts import HostHasher
 from pipex.engine.plan import Plan, StepPlan, StepStatus, make_plan
 from pipex.store import Store
 from pipex.spec.model import InputRef, PathMapping, Pipeline, Step
+from pipex.store.runs import RunMeta
 
 IMAGE = "python:3.12-slim"
 IMAGE_ID = "sha256:" + "1" * 64
@@ -49,7 +50,7 @@ def record(store: Store, workspace: str, pipe: Pipeline, decided: StepPlan, vers
     """Record a RUN step of a plan as if it had run and produced (step, version) output; move the ref."""
     store.record_run(
         decided.fingerprint,
-        {
+        RunMeta.from_dict({
             "step": decided.step_id,
             "fingerprint": decided.fingerprint,
             "fingerprint_doc": decided.document,
@@ -57,7 +58,7 @@ def record(store: Store, workspace: str, pipe: Pipeline, decided: StepPlan, vers
             "finished_at": time.time() - age,
             "image_ref": pipe.step(decided.step_id).image,
             "image_id": decided.image_id,
-        },
+        }),
         None,
     )
     store.set_ref(workspace, decided.step_id, decided.fingerprint)

@@ -8,7 +8,7 @@ import pytest
 
 from pipex import api
 from pipex.errors import UsageError
-from pipex.engine.runner import StepOutcome
+from pipex.engine.results import StepOutcome
 from pipex.store import Store
 
 # Every step is skipped by its condition, so a build needs no Docker at all.

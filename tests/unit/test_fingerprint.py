@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import pipex.engine.fingerprint as fp_module
+import pipex.engine.hosts as fp_module
+from pipex.engine.fingerprint import FORMAT_VERSION, canonical_json, fingerprint_of, step_document
+from pipex.engine.hosts import HostHasher
 from pipex.errors import HostPathError
-from pipex.engine.fingerprint import (
-    FORMAT_VERSION,
-    HostHasher,
-    canonical_json,
-    fingerprint_of,
-    hash_file,
-    step_document,
-)
+from pipex.store.objects import hash_file
 from pipex.spec.model import CacheSpec, InputRef, PathMapping, SetupSpec, Step
 
 OLD = time.time() - 3600
@@ -262,7 +257,7 @@ def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         reads.append(path)
         return hash_file(path)
 
-    monkeypatch.setattr(fp_module, "_store_hash_file", counting)
+    monkeypatch.setattr(fp_module, "hash_file", counting)
     return reads
 
 

@@ -12,7 +12,10 @@ import pytest
 
 from plan_helpers import IMAGE, IMAGE_ID, build_all, open_store, pipeline, record, resolver, step, tree_of
 from pipex.errors import DockerUnavailableError, HostPathError, UsageError
-from pipex.engine.plan import Planner, StepStatus, explain, is_pinned, make_plan
+from pipex.engine.hosts import changed_host_files
+from pipex.engine.explain import explain
+from pipex.engine.images import is_pinned
+from pipex.engine.plan import Planner, StepStatus, make_plan, resolve_step
 from pipex.spec.model import SetupSpec
 from pipex.store import Store
 
@@ -397,13 +400,13 @@ def test_runner_resolves_pending_step_the_same_way(project: Path, store: Store) 
     pipe = _pipe(project)
     final = build_all(pipe, store)
     planner = Planner(pipe, store)  # as the runner builds it: workspace defaults to the pipeline id
-    fingerprint, document = planner.resolve_step(
-        pipe.step("stats"), input_trees={"fetch": tree_of(store, "fetch")}, image_id=IMAGE_ID
+    fingerprint, document = resolve_step(
+        pipe.step("stats"), input_trees={"fetch": tree_of(store, "fetch")}, image_id=IMAGE_ID, host_hasher=planner.host_hasher
     )
     assert fingerprint == final.step("stats").fingerprint
-    assert planner.recheck_host_paths(pipe.step("stats"), document) == []
+    assert changed_host_files(planner.host_hasher, document) == []
     (project / "scripts" / "b.py").write_text("edited during the run\n")
-    assert planner.recheck_host_paths(pipe.step("stats"), document) == ["scripts/b.py"]
+    assert changed_host_files(planner.host_hasher, document) == ["scripts/b.py"]
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:

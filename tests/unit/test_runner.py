@@ -1,4 +1,4 @@
-"""The build loop with a recording executor (no Docker): scheduling, failures, retries, early cutoff.
+"""The scheduler with a recording executor (no Docker): scheduling, failures, retries, early cutoff.
 
 The executor here is a test double that writes the step's command text into
 its output; real containers are exercised in tests/integration.
@@ -16,7 +16,10 @@ import pytest
 from pipex.executor.base import ExecutionResult, Invocation, Phase
 from pipex.engine.plan import Planner
 from pipex.events import Event, EventKind
-from pipex.engine.runner import BuildOptions, Runner
+from pipex.engine.job import JobRunner
+from pipex.engine.results import BuildOptions, BuildResult
+from pipex.engine.scheduler import Scheduler
+from pipex.engine.session import BuildSession, ExecutorFactory
 from pipex.spec.model import InputRef, Pipeline, Step
 from pipex.store import Store
 
@@ -75,11 +78,18 @@ def _build(tmp_path: Path, steps: list[Step], executor: RecordingExecutor, **opt
     force = options.pop("force", False)
     planner = Planner(pipeline, store, workspace="demo", force=force, image_resolver=lambda refs: {r: IMAGE_ID for r in refs})
     events: list[Event] = []
-    runner = Runner(
-        pipeline, store, "demo", planner.plan(), planner=planner, executor_factory=lambda: executor,
-        options=BuildOptions(force=force, **options), sink=events.append, cancel=threading.Event(),
-    )
-    return runner.run(), events
+    result = _schedule(pipeline, store, planner, lambda: executor, BuildOptions(force=force, **options), events.append)
+    return result, events
+
+
+def _schedule(
+    pipeline: Pipeline, store: Store, planner: Planner, factory: ExecutorFactory, options: BuildOptions, sink: Any
+) -> BuildResult:
+    """What ``pipex build`` does with a plan: a session, a job runner and the scheduler's loop."""
+    session = BuildSession(store, "demo", executor_factory=factory, sink=sink, cancel=threading.Event())
+    jobs = JobRunner(session, root=pipeline.root, options=options, host_hasher=planner.host_hasher)
+    with session.running():
+        return Scheduler(pipeline, planner.plan(), planner=planner, session=session, jobs=jobs, options=options).run()
 
 
 def _outcomes(result: Any) -> dict[str, str]:
@@ -114,11 +124,8 @@ def test_second_build_runs_nothing_and_creates_no_executor(tmp_path: Path) -> No
     pipeline = Pipeline(id="demo", root=tmp_path, file=tmp_path / "pipeline.yaml", steps=tuple(steps))
     store = Store.open(tmp_path / "store")
     planner = Planner(pipeline, store, workspace="demo", image_resolver=lambda refs: {r: IMAGE_ID for r in refs})
-    runner = Runner(
-        pipeline, store, "demo", planner.plan(), planner=planner, executor_factory=no_executor,
-        options=BuildOptions(), sink=lambda e: None, cancel=threading.Event(),
-    )
-    assert _outcomes(runner.run()) == {"a": "cached", "b": "cached"}
+    result = _schedule(pipeline, store, planner, no_executor, BuildOptions(), lambda e: None)
+    assert _outcomes(result) == {"a": "cached", "b": "cached"}
 
 
 def test_identical_output_after_rerun_keeps_dependant_cached(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pipex.cli.main import _register_commands, app, report_error
 from pipex.errors import PipexError
 from pipex.store import Store
 from pipex.store.trees import EntryType, TreeEntry, encode_tree
+from pipex.store.runs import RunMeta
 
 
 @dataclass
@@ -120,7 +121,7 @@ class Seeder:
             "files": count,
             "pipex_version": "test",
         }
-        self.store.record_run(run_id, meta, logs)
+        self.store.record_run(run_id, RunMeta.from_dict(meta), logs)
         self.store.set_ref(workspace, step, run_id, kind="steps" if status == "succeeded" else "failed")
         return run_id
 

@@ -115,7 +115,7 @@ def test_inspect_prints_meta_pretty_and_as_json(pipex, seed) -> None:
     assert pretty.stdout.splitlines()[0].startswith(f"run {run}  (")
     assert "  image_ref: pipex-test/busybox:1" in pretty.stdout.splitlines()
     meta = json.loads(pipex("inspect", "demo", "fetch", "--json").stdout)
-    assert meta == seed.store.read_run(run).meta
+    assert meta == seed.store.read_run(run).meta.to_dict()
 
 
 def test_inspect_without_step_says_what_to_type(pipex, seed) -> None:

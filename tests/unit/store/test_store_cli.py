@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pipex.store import Store
+from pipex.store.runs import RunMeta
 
 
 def pipex(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -19,7 +20,7 @@ def pipex(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 def _populate(store: Store, make_output) -> str:
     for run_id, content in (("keep", b"kept"), ("drop", b"dropped")):
         tree = store.ingest(make_output({"f": content})).tree_id
-        store.record_run(run_id, {"output_tree": tree}, None)
+        store.record_run(run_id, RunMeta(output_tree=tree), None)
     store.set_ref("ws", "s", "keep")
     return tree
 

@@ -16,6 +16,7 @@ from store_helpers import write_tree
 from pipex.store import Store
 from pipex.store.gc import gc
 from pipex.store.verify import verify
+from pipex.store.runs import RunMeta
 
 SPECS = [
     {
@@ -40,7 +41,7 @@ def _child(root: Path, seed: int) -> None:
             with store.staging_dir("crash") as staging:
                 write_tree(staging / "out", SPECS[k])
                 tree = store.ingest(staging / "out").tree_id
-                store.record_run(f"run{k}-{i % 3}", {"output_tree": tree}, None)
+                store.record_run(f"run{k}-{i % 3}", RunMeta(output_tree=tree), None)
                 store.set_ref("ws", f"s{k}", f"run{k}-{i % 3}")
                 if rng.random() < 0.3:
                     store.checkout(tree)
@@ -120,7 +121,7 @@ def _ingester(root: Path, worker: int, stop: Path) -> None:
                 )
                 tree = store.ingest(out).tree_id
                 run_id = f"w{worker}-{i}"
-                store.record_run(run_id, {"output_tree": tree, "worker": worker, "i": i}, None)
+                store.record_run(run_id, RunMeta.from_dict({"output_tree": tree, "worker": worker, "i": i}), None)
                 store.set_ref(f"ws{worker}", f"s{i % 4}", run_id)
         i += 1
 
@@ -150,8 +151,8 @@ def test_gc_in_a_loop_while_other_processes_ingest(tmp_path: Path) -> None:
     for w in range(3):
         for step, run_id in store.workspace_refs(f"ws{w}").items():
             meta = store.read_run(run_id).meta
-            checkout = store.checkout(meta["output_tree"])
-            assert (checkout / "mine").read_bytes() == b"%d-%d" % (w, meta["i"])
+            checkout = store.checkout(meta.output_tree)
+            assert (checkout / "mine").read_bytes() == b"%d-%d" % (w, meta.extra["i"])
             assert (checkout / "shared").read_bytes() == b"shared " * 500
             refs += 1
     assert refs >= 3  # every worker got builds referenced (up to 4 steps each)

@@ -12,6 +12,7 @@ from pipex.errors import StoreCorruptError, StoreError
 from pipex.store import Store
 from pipex.store.gc import gc, prune
 from pipex.store.verify import verify
+from pipex.store.runs import RunMeta
 
 
 def _objects(store: Store) -> set[str]:
@@ -20,7 +21,7 @@ def _objects(store: Store) -> set[str]:
 
 def _run(store: Store, make_output, run_id: str, spec: dict) -> str:
     tree_id = store.ingest(make_output(spec)).tree_id
-    store.record_run(run_id, {"output_tree": tree_id}, None)
+    store.record_run(run_id, RunMeta(output_tree=tree_id), None)
     return tree_id
 
 
@@ -111,7 +112,7 @@ def test_gc_waits_for_builds_holding_the_shared_lock(store: Store, make_output) 
         thread.start()
         time.sleep(0.3)
         assert not done.is_set()  # gc waits while the build holds the lock
-        store.record_run("r", {"output_tree": tree}, None)
+        store.record_run("r", RunMeta(output_tree=tree), None)
         store.set_ref("ws", "s", "r")
     thread.join(10)
     assert done.is_set()

@@ -150,7 +150,7 @@ def test_fifo_and_socket_are_refused(store: Store, make_output, tmp_path: Path) 
 
 def test_cross_filesystem_output_is_copied_and_hashed_in_one_pass(store: Store, make_output) -> None:
     out = make_output({"a": b"alpha", "x": ("exec", b"beta")})
-    store._dev = -1  # as if the output lived on another filesystem
+    store.device = -1  # as if the output lived on another filesystem
     tree = store.read_tree(store.ingest(out).tree_id)
     assert store.objects.path(tree.get("a").oid).read_bytes() == b"alpha"
     assert store.objects.path(tree.get("x").oid, True).read_bytes() == b"beta"
@@ -176,7 +176,7 @@ def test_disk_full_during_ingest_is_one_line_error_and_store_stays_valid(
     store: Store, make_output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pipex.store.verify import verify
-    from pipex.store import store as store_module
+    from pipex.store import ingest as store_module
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -249,7 +249,7 @@ def test_disk_full_while_copying_an_object_leaves_no_partial_object(
     from pipex.store.verify import verify
 
     out = make_output({"big": b"x" * 300_000})
-    store._dev = -1  # copy path
+    store.device = -1  # copy path
     real_write = os.write
 
     def full(fd, data):

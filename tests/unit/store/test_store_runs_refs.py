@@ -16,6 +16,7 @@ import pytest
 from pipex.errors import LockBusyError, StoreCorruptError, StoreError
 from pipex.store import RunNotFoundError, Store, default_root
 from pipex.store._fs import process_start_time
+from pipex.store.runs import RunMeta
 
 
 @pytest.fixture
@@ -28,9 +29,10 @@ def test_record_run_writes_meta_and_moves_logs(store: Store, tree_id: str, tmp_p
     logs.mkdir()
     (logs / "stdout.log").write_text("out\n")
     (logs / "attempt-1.stderr.log").write_text("first try\n")
-    record = store.record_run("fp1", {"output_tree": tree_id, "step": "s"}, logs)
+    record = store.record_run("fp1", RunMeta.from_dict({"output_tree": tree_id, "step": "s"}), logs)
     assert record.path == store.root / "runs" / "fp1"
-    assert record.meta == {"output_tree": tree_id, "step": "s"}
+    assert (record.meta.output_tree, record.meta.step) == (tree_id, "s")
+    assert json.loads((record.path / "meta.json").read_text())["format"] == 2
     assert record.output_tree == tree_id
     assert store.run_log("fp1", "stdout").read_text() == "out\n"
     assert store.run_log("fp1", "stderr").read_text() == ""  # always present
@@ -41,27 +43,27 @@ def test_record_run_writes_meta_and_moves_logs(store: Store, tree_id: str, tmp_p
 
 
 def test_record_run_keeps_an_existing_run(store: Store, tree_id: str) -> None:
-    store.record_run("fp1", {"output_tree": tree_id, "n": 1}, None)
-    again = store.record_run("fp1", {"output_tree": tree_id, "n": 2}, None)
-    assert again.meta["n"] == 1
+    store.record_run("fp1", RunMeta.from_dict({"output_tree": tree_id, "n": 1}), None)
+    again = store.record_run("fp1", RunMeta.from_dict({"output_tree": tree_id, "n": 2}), None)
+    assert again.meta.extra["n"] == 1
 
 
 def test_record_run_replaces_a_damaged_run(store: Store, tree_id: str) -> None:
-    store.record_run("fp1", {"output_tree": tree_id, "n": 1}, None)
+    store.record_run("fp1", RunMeta.from_dict({"output_tree": tree_id, "n": 1}), None)
     meta = store.root / "runs" / "fp1" / "meta.json"
     os.chmod(meta, 0o644)
     meta.write_text("{trunc")
     assert not store.has_run("fp1")
-    assert store.record_run("fp1", {"output_tree": tree_id, "n": 2}, None).meta["n"] == 2
+    assert store.record_run("fp1", RunMeta.from_dict({"output_tree": tree_id, "n": 2}), None).meta.extra["n"] == 2
 
 
 def test_record_run_refuses_a_missing_tree_and_bad_ids(store: Store) -> None:
     with pytest.raises(StoreError, match="not in the store"):
-        store.record_run("fp", {"output_tree": "0" * 32}, None)
+        store.record_run("fp", RunMeta.from_dict({"output_tree": "0" * 32}), None)
     with pytest.raises(StoreError, match="invalid run id"):
-        store.record_run("../evil", {}, None)
+        store.record_run("../evil", RunMeta.from_dict({}), None)
     with pytest.raises(StoreError, match="not JSON"):
-        store.record_run("fp", {"x": object()}, None)
+        store.record_run("fp", RunMeta.from_dict({"x": object()}), None)
     assert store.runs() == []
 
 
@@ -72,15 +74,15 @@ def test_missing_and_damaged_runs_are_clear_errors(store: Store, tree_id: str) -
     (store.root / "runs" / "bare").mkdir()
     with pytest.raises(StoreCorruptError, match="no meta.json"):
         store.read_run("bare")
-    store.record_run("gone", {"output_tree": tree_id}, None)
+    store.record_run("gone", RunMeta(output_tree=tree_id), None)
     os.chmod(store.tree_path(tree_id), 0o644)
     os.unlink(store.tree_path(tree_id))
     assert not store.has_run("gone")  # its output is gone: build again
 
 
 def test_refs_point_at_runs_and_swap_atomically(store: Store, tree_id: str) -> None:
-    store.record_run("r1", {"output_tree": tree_id}, None)
-    store.record_run("r2", {"output_tree": tree_id}, None)
+    store.record_run("r1", RunMeta(output_tree=tree_id), None)
+    store.record_run("r2", RunMeta(output_tree=tree_id), None)
     assert store.get_ref("ws", "step") is None
     store.set_ref("ws", "step", "r1")
     link = store.root / "workspaces" / "ws" / "steps" / "step"
@@ -100,14 +102,14 @@ def test_refs_point_at_runs_and_swap_atomically(store: Store, tree_id: str) -> N
 def test_refs_to_missing_runs_and_bad_names_are_refused(store: Store, tree_id: str) -> None:
     with pytest.raises(RunNotFoundError):
         store.set_ref("ws", "s", "missing")
-    store.record_run("r", {"output_tree": tree_id}, None)
+    store.record_run("r", RunMeta(output_tree=tree_id), None)
     for ws, step, kind in (("../x", "s", "steps"), (".hidden", "s", "steps"), ("ws", "a/b", "steps"), ("ws", "..", "steps"), ("ws", "s", "other")):
         with pytest.raises(StoreError):
             store.set_ref(ws, step, "r", kind=kind)
 
 
 def test_names_the_pipeline_schema_allows_are_accepted(store: Store, tree_id: str) -> None:
-    store.record_run("r", {"output_tree": tree_id}, None)
+    store.record_run("r", RunMeta(output_tree=tree_id), None)
     store.set_ref("ws", "-leading-dash", "r")
     assert store.get_ref("ws", "-leading-dash") == "r"
     assert store.cache_dir("ws", ".npm").name == ".npm"
@@ -126,7 +128,7 @@ def test_workspaces_record_their_project_root(store: Store, tmp_path: Path) -> N
 
 
 def test_pins(store: Store, tree_id: str) -> None:
-    store.record_run("r", {"output_tree": tree_id}, None)
+    store.record_run("r", RunMeta(output_tree=tree_id), None)
     store.pin("r")
     assert store.pins() == ["r"]
     store.unpin("r")

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from pipex.store import ProblemKind, Store
 from pipex.store.verify import verify
+from pipex.store.runs import RunMeta
 
 
 def _build(store: Store, make_output, run_id: str, spec: dict, step: str = "s") -> str:
     tree = store.ingest(make_output(spec)).tree_id
-    store.record_run(run_id, {"output_tree": tree}, None)
+    store.record_run(run_id, RunMeta(output_tree=tree), None)
     store.set_ref("ws", step, run_id)
     return tree
 

@@ -1,0 +1,114 @@
+"""``pipex plan`` and ``pipex build``: a project's targets -> a Plan, and the Plan built in a BuildSession."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipex.errors import UsageError
+from pipex.ops.project import (
+    Project,
+    check_workspace_root,
+    condition_env,
+    executor_factory,
+    load,
+    open_store,
+    parse_force,
+    workspace_name,
+)
+
+if TYPE_CHECKING:
+    from pipex.engine.plan import Plan
+    from pipex.engine.results import BuildResult
+    from pipex.events import EventSink
+
+__all__ = ["plan", "build"]
+
+
+def plan(
+    path: Path | str | None = None,
+    *,
+    targets: Sequence[str] = (),
+    workspace: str | None = None,
+    force: bool | str | Sequence[str] | None = False,
+    env_files: Sequence[Path | str] = (),
+    store: Path | str | None = None,
+    offline: bool = False,
+    project: Project | None = None,
+) -> Plan:
+    """Return the Plan for ``targets``: per step cached / run (with reasons) / pending / skipped."""
+    from pipex.engine.plan import make_plan
+
+    project = project or load(path, env_files=env_files)
+    opened = open_store(store, project.config)
+    return make_plan(
+        project.pipeline,
+        opened,
+        workspace=workspace_name(project, workspace),
+        targets=tuple(targets),
+        force=parse_force(project, force),
+        condition_env=condition_env(env_files),
+        offline=offline,
+    )
+
+
+def build(
+    path: Path | str | None = None,
+    *,
+    targets: Sequence[str] = (),
+    workspace: str | None = None,
+    force: bool | str | Sequence[str] | None = False,
+    env_files: Sequence[Path | str] = (),
+    store: Path | str | None = None,
+    concurrency: int | None = None,
+    keep_going: bool = False,
+    verbose: bool = False,
+    offline: bool = False,
+    sink: EventSink | None = None,
+    project: Project | None = None,
+    cancel: threading.Event | None = None,
+) -> BuildResult:
+    """Build ``targets`` (default: all leaves) and what they need; return a BuildResult.
+
+    Raises InterruptedBuild (exit 130) on SIGINT/SIGTERM after removing every
+    container it started; finished steps stay recorded.
+    """
+    from pipex.engine.job import JobRunner
+    from pipex.engine.plan import Planner
+    from pipex.engine.results import BuildOptions
+    from pipex.engine.scheduler import Scheduler
+    from pipex.engine.session import BuildSession
+    from pipex.errors import InterruptedBuild
+
+    project = project or load(path, env_files=env_files)
+    pipeline = project.pipeline
+    config = project.config
+    jobs = concurrency or config.concurrency or os.cpu_count() or 2
+    if jobs < 1:
+        msg = f"concurrency must be at least 1, not {jobs}"
+        raise UsageError(msg)
+    name = workspace_name(project, workspace)
+    forced = parse_force(project, force)
+    opened = open_store(store, config)
+    session = BuildSession(opened, name, executor_factory=executor_factory(config), sink=sink, cancel=cancel)
+    with session.store_lock():
+        check_workspace_root(opened, name, project, explicit=workspace is not None)
+        with session.workspace_lock():
+            opened.create_workspace(name, pipeline.root.resolve())
+            planner = Planner(
+                pipeline, opened, workspace=name, force=forced, condition_env=condition_env(env_files), offline=offline
+            )
+            the_plan = planner.plan(tuple(targets))
+            for warning in the_plan.warnings:
+                session.warn(warning)
+            options = BuildOptions(concurrency=jobs, keep_going=keep_going, force=forced, verbose=verbose)
+            runner = JobRunner(session, root=pipeline.root, options=options, host_hasher=planner.host_hasher)
+            scheduler = Scheduler(pipeline, the_plan, planner=planner, session=session, jobs=runner, options=options)
+            with session.running():
+                result = scheduler.run()
+    if result.interrupted:
+        raise InterruptedBuild("build interrupted; finished steps are kept")
+    return result
