@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Optional
 
 import typer
@@ -27,6 +28,7 @@ def attach_command(
 
     opened = open_store(store)
     name = resolve_workspace(opened, workspace)
+    on_line: Callable[[str], None]
     if json_output:
         on_line = typer.echo
         close = None

@@ -73,8 +73,7 @@ def _explain_host(previous: Mapping[str, Any], document: Mapping[str, Any], hash
     for kind in ("mounts", "sources"):
         old_list = previous.get(kind) or []
         new_list = document.get(kind) or []
-        shape = lambda items: [(m.get("host"), m.get("container")) for m in items]  # noqa: E731
-        if shape(old_list) != shape(new_list):
+        if _shape(old_list) != _shape(new_list):
             reasons.append(f"{kind} changed")
             continue
         for old, new in zip(old_list, new_list):
@@ -94,3 +93,8 @@ def _explain_host(previous: Mapping[str, Any], document: Mapping[str, Any], hash
     if len(files) > _MAX_FILES_NAMED:
         named.append(f"and {len(files) - _MAX_FILES_NAMED} more files changed")
     return reasons + named + unnamed
+
+
+def _shape(items: list[Mapping[str, Any]]) -> list[tuple[Any, Any]]:
+    """What a mounts/sources list maps (host -> container), without the trees."""
+    return [(m.get("host"), m.get("container")) for m in items]

@@ -54,7 +54,7 @@ def default_image_resolver(refs: list[str]) -> dict[str, str | None]:
     path = socket_path()
     if path is None:
         # A remote daemon or a named context: only docker-py knows how to reach it.
-        from pipex.executor.docker import DockerExecutor  # type: ignore[import-not-found]
+        from pipex.executor.docker import DockerExecutor
 
         try:
             return dict(DockerExecutor().resolve_images(list(refs)))
@@ -121,7 +121,7 @@ def _expected_size(raw: bytes) -> int | None:
 
 
 def _dechunk(body: bytes) -> bytes:
-    out = []
+    out: list[bytes] = []
     pos = 0
     while True:
         end = body.index(b"\r\n", pos)

@@ -142,7 +142,7 @@ def _view(store: Store, step: str, current: str | None, failed: str | None) -> S
     )
 
 
-def show(store: Any, workspace: str | None = None) -> WorkspaceView:
+def show(store: Store, workspace: str | None = None) -> WorkspaceView:
     """The steps of ``workspace`` (default: the one of the current directory) with their latest runs."""
     workspace = resolve_workspace(store, workspace)
     current = store.workspace_refs(workspace)
@@ -154,7 +154,7 @@ def show(store: Any, workspace: str | None = None) -> WorkspaceView:
     return WorkspaceView(workspace, str(root) if root else None, building, steps, running)
 
 
-def _running_steps(store: Any, workspace: str) -> tuple[str, ...]:
+def _running_steps(store: Store, workspace: str) -> tuple[str, ...]:
     from pipex.ops.record import read_events
     from pipex.events import EventKind
 
@@ -170,7 +170,7 @@ def _running_steps(store: Any, workspace: str) -> tuple[str, ...]:
     return tuple(running)
 
 
-def list_workspaces(store: Any) -> list[WorkspaceSummary]:
+def list_workspaces(store: Store) -> list[WorkspaceSummary]:
     """Every workspace of the store with its step count and the size of its current outputs."""
     out = []
     for name in store.workspaces():
@@ -191,7 +191,7 @@ def list_workspaces(store: Any) -> list[WorkspaceSummary]:
     return out
 
 
-def find_run(store: Any, workspace: str | None, step: str, run: str | None = None, *, succeeded: bool = False) -> Any:
+def find_run(store: Store, workspace: str | None, step: str, run: str | None = None, *, succeeded: bool = False) -> Any:
     """The RunRecord to look at: ``run`` (an id or a unique prefix), else the step's latest run.
 
     With ``succeeded``, the latest means the current successful run (the one
@@ -214,7 +214,7 @@ def find_run(store: Any, workspace: str | None, step: str, run: str | None = Non
     return store.read_run(view.run_id)
 
 
-def _expand_run_id(store: Any, run: str) -> str:
+def _expand_run_id(store: Store, run: str) -> str:
     if store.has_run(run):
         return run
     matches = [r for r in store.runs() if r.startswith(run)]
@@ -305,7 +305,7 @@ def _item(entry: Any, prefix: bytes) -> TreeItem:
     )
 
 
-def list_tree(store: Any, tree_id: str, path: str = "") -> list[TreeItem]:
+def list_tree(store: Store, tree_id: str, path: str = "") -> list[TreeItem]:
     """The entries below ``path`` (a directory of the tree; default the root), recursively, sorted."""
     tree = store.read_tree(tree_id)
     real, entry = _resolve(tree, os.fsencode(path))
@@ -315,13 +315,13 @@ def list_tree(store: Any, tree_id: str, path: str = "") -> list[TreeItem]:
     return [_item(e, prefix) for e in tree.entries if not prefix or e.path.startswith(prefix + b"/")]
 
 
-def kind_of(store: Any, tree_id: str, path: str) -> str:
+def kind_of(store: Store, tree_id: str, path: str) -> str:
     """``dir`` or ``file`` for ``path`` in a tree after following links (inside the tree only)."""
     _real, entry = _resolve(store.read_tree(tree_id), os.fsencode(path))
     return "dir" if entry is None else entry.type.value
 
 
-def read_file(store: Any, tree_id: str, path: str) -> Iterator[bytes]:
+def read_file(store: Store, tree_id: str, path: str) -> Iterator[bytes]:
     """The bytes of file ``path`` of a tree, in chunks; links are followed only inside the tree."""
     tree = store.read_tree(tree_id)
     _real, entry = _resolve(tree, os.fsencode(path))
@@ -348,7 +348,7 @@ def _check_links(tree: Any) -> None:
                 raise LinkEscapeError(msg) from None
 
 
-def export(store: Any, tree_id: str, dest: Path) -> None:
+def export(store: Store, tree_id: str, dest: Path) -> None:
     """Materialise tree ``tree_id`` as a fresh copy at ``dest`` (absent or an empty directory).
 
     Every link is checked first (in the manifest); a link that would lead out

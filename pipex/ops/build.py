@@ -23,6 +23,7 @@ from pipex.ops.project import (
 if TYPE_CHECKING:
     from pipex.engine.plan import Plan
     from pipex.engine.results import BuildResult
+    from pipex.store.store import Store
     from pipex.events import EventSink
 
 __all__ = ["plan", "build"]
@@ -35,7 +36,7 @@ def plan(
     workspace: str | None = None,
     force: bool | str | Sequence[str] | None = False,
     env_files: Sequence[Path | str] = (),
-    store: Path | str | None = None,
+    store: Store | Path | str | None = None,
     offline: bool = False,
     project: Project | None = None,
 ) -> Plan:
@@ -62,7 +63,7 @@ def build(
     workspace: str | None = None,
     force: bool | str | Sequence[str] | None = False,
     env_files: Sequence[Path | str] = (),
-    store: Path | str | None = None,
+    store: Store | Path | str | None = None,
     concurrency: int | None = None,
     keep_going: bool = False,
     verbose: bool = False,

@@ -13,19 +13,22 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipex.ops.browse import find_run, log_paths
 from pipex.errors import UsageError
 from pipex.ops.record import live_pid
 from pipex.ops.workspaces import resolve_workspace
 
+if TYPE_CHECKING:
+    from pipex.store.store import Store
+
 __all__ = ["follow_logs"]
 
 _POLL = 0.2
 
 
-def _staging_logs(store: Any, pid: int, step: str) -> Path | None:
+def _staging_logs(store: Store, pid: int, step: str) -> Path | None:
     prefix = f"run-{step}-{pid}."
     try:
         names = [n for n in os.listdir(Path(store.root) / "staging") if n.startswith(prefix)]
@@ -47,7 +50,7 @@ def _read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-def follow_logs(store: Any, workspace: str, step: str, stream: str = "both") -> Iterator[tuple[str, bytes]]:
+def follow_logs(store: Store, workspace: str, step: str, stream: str = "both") -> Iterator[tuple[str, bytes]]:
     """Yield ``(stream, bytes)`` of ``step``'s logs as they grow, until the step's run is recorded.
 
     Without a live build of the workspace this is its latest recorded logs.

@@ -32,11 +32,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipex.errors import PipexError, UsageError
 from pipex.events import Event, EventKind
 from pipex.store.runs import log_tail
+
+if TYPE_CHECKING:
+    from pipex.store.store import Store
 
 __all__ = [
     "BUILD_LOG",
@@ -97,13 +100,13 @@ class BuildStatus:
         return self.pid is not None and process_alive(self.pid, self.start_time)
 
 
-def _dir(store: Any, workspace: str) -> Path:
+def _dir(store: Store, workspace: str) -> Path:
     from pipex.store.refs import check_name
 
     return Path(store.root) / "workspaces" / check_name(workspace, "workspace")
 
 
-def read_status(store: Any, workspace: str) -> BuildStatus | None:
+def read_status(store: Store, workspace: str) -> BuildStatus | None:
     """The workspace's ``build.json``, or None if no build was recorded (or it is unreadable)."""
     try:
         doc = json.loads((_dir(store, workspace) / BUILD_STATUS).read_bytes())
@@ -154,7 +157,7 @@ class BuildRecorder:
     store) is said once on stderr and never fails the build.
     """
 
-    def __init__(self, store: Any, workspace: str, *, owner: bool = False) -> None:
+    def __init__(self, store: Store, workspace: str, *, owner: bool = False) -> None:
         self._dir = _dir(store, workspace)
         self._pending: list[Event] = []
         self._log: TextIO | None = None
@@ -225,7 +228,7 @@ def parse_event(line: str) -> Event | None:
     return Event(kind, doc.pop("step", None), doc, float(doc.pop("time", 0.0)))
 
 
-def read_events(store: Any, workspace: str) -> list[Event]:
+def read_events(store: Store, workspace: str) -> list[Event]:
     """Every event of the workspace's latest recorded build but its log lines (empty if none was recorded)."""
     try:
         handle = open(_dir(store, workspace) / BUILD_LOG, encoding="utf-8", errors="replace")  # noqa: SIM115
@@ -252,7 +255,7 @@ def detached_owner() -> tuple[Path, str] | None:
         return None
 
 
-def live_pid(store: Any, workspace: str) -> int | None:
+def live_pid(store: Store, workspace: str) -> int | None:
     """The pid of the live process building ``workspace`` (from its record), or None."""
     status = read_status(store, workspace)
     return status.pid if status is not None and status.state != "finished" and status.alive else None
@@ -261,7 +264,7 @@ def live_pid(store: Any, workspace: str) -> int | None:
 # -- detach ------------------------------------------------------------------------------
 
 
-def start_detached(store: Any, workspace: str, argv: Sequence[str], *, timeout: float = 15.0) -> BuildStatus:
+def start_detached(store: Store, workspace: str, argv: Sequence[str], *, timeout: float = 15.0) -> BuildStatus:
     """Start ``pipex <argv>`` (a build without --detach) in the background, owning ``workspace``'s record.
 
     Refused while a live build holds the workspace. Returns once the new
@@ -273,7 +276,7 @@ def start_detached(store: Any, workspace: str, argv: Sequence[str], *, timeout: 
         return _start_detached(store, workspace, argv, timeout)
 
 
-def _start_detached(store: Any, workspace: str, argv: Sequence[str], timeout: float) -> BuildStatus:
+def _start_detached(store: Store, workspace: str, argv: Sequence[str], timeout: float) -> BuildStatus:
     from pipex.ops.workspaces import is_building
 
     if is_building(store, workspace) or live_pid(store, workspace) is not None:
@@ -362,7 +365,7 @@ class AttachResult:
     errors: tuple[str, ...] = ()
 
 
-def attach(store: Any, workspace: str, on_line: Callable[[str], None], *, starting_timeout: float = 30.0) -> AttachResult:
+def attach(store: Store, workspace: str, on_line: Callable[[str], None], *, starting_timeout: float = 30.0) -> AttachResult:
     """Replay the workspace's latest build log from the start, follow it until the build ends.
 
     ``on_line`` gets each NDJSON line. Works the same after the build finished.
@@ -405,7 +408,7 @@ def attach(store: Any, workspace: str, on_line: Callable[[str], None], *, starti
     return AttachResult(1, errors or ("the build process ended without recording its exit code (killed?)",))
 
 
-def cancel(store: Any, workspace: str, *, timeout: float = 60.0) -> int:
+def cancel(store: Store, workspace: str, *, timeout: float = 60.0) -> int:
     """Stop the live build of ``workspace`` with SIGTERM and wait for it; return its recorded exit code.
 
     The build removes every container it started, keeps finished steps and

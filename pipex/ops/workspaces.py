@@ -13,9 +13,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipex.errors import LockBusyError, UsageError
+
+if TYPE_CHECKING:
+    from pipex.store.store import Store
 
 __all__ = [
     "WorkspaceBusyError",
@@ -50,7 +53,7 @@ def lock_name(workspace: str) -> str:
     return f"workspace-{workspace}"
 
 
-def is_building(store: Any, workspace: str) -> bool:
+def is_building(store: Store, workspace: str) -> bool:
     """True if a live process holds ``workspace``'s build lock right now."""
     try:
         with store.lock(lock_name(workspace), blocking=False):
@@ -60,7 +63,7 @@ def is_building(store: Any, workspace: str) -> bool:
 
 
 @contextmanager
-def idle(store: Any, workspaces: Sequence[str], doing: str) -> Iterator[None]:
+def idle(store: Store, workspaces: Sequence[str], doing: str) -> Iterator[None]:
     """Hold the build locks of ``workspaces`` (sorted: no deadlock), or raise WorkspaceBusyError naming the busy ones."""
     with ExitStack() as stack:
         busy = []
@@ -86,7 +89,7 @@ def _did_you_mean(name: str, known: Sequence[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def resolve_workspace(store: Any, name: str | None, *, cwd: Path | None = None) -> str:
+def resolve_workspace(store: Store, name: str | None, *, cwd: Path | None = None) -> str:
     """The workspace ``name`` (which must exist), or the only one whose project root is ``cwd``."""
     known = store.workspaces()
     if name is not None:
@@ -105,7 +108,7 @@ def resolve_workspace(store: Any, name: str | None, *, cwd: Path | None = None) 
     raise UsageError(msg)
 
 
-def resolve_step(store: Any, workspace: str, step: str) -> str:
+def resolve_step(store: Store, workspace: str, step: str) -> str:
     """``step`` if ``workspace`` has a current or failed run of it, else a UsageError listing its steps."""
     known = sorted(set(store.workspace_refs(workspace)) | set(store.workspace_refs(workspace, kind="failed")))
     if step not in known:
@@ -115,7 +118,7 @@ def resolve_step(store: Any, workspace: str, step: str) -> str:
     return step
 
 
-def remove_workspaces(store: Any, workspaces: Sequence[str]) -> RemoveReport:
+def remove_workspaces(store: Store, workspaces: Sequence[str]) -> RemoveReport:
     """Remove workspaces (refs, caches, build log); refuse all of them if a live build holds any.
 
     Their runs stay in the store until the next ``pipex gc``.
@@ -128,7 +131,7 @@ def remove_workspaces(store: Any, workspaces: Sequence[str]) -> RemoveReport:
     return RemoveReport(workspaces=tuple(names))
 
 
-def remove_orphan_containers(store: Any, workspaces: Sequence[str]) -> int:
+def remove_orphan_containers(store: Store, workspaces: Sequence[str]) -> int:
     """Best effort: remove the containers of ``workspaces`` whose starting process is gone (a killed build's).
 
     No build of them can run (the caller holds their locks); without a
@@ -156,7 +159,7 @@ def remove_orphan_containers(store: Any, workspaces: Sequence[str]) -> int:
         return 0
 
 
-def remove_step(store: Any, workspace: str, step: str) -> RemoveReport:
+def remove_step(store: Store, workspace: str, step: str) -> RemoveReport:
     """Drop one step's refs (current and failed run) from a workspace; the next build runs it again unless cached."""
     workspace = resolve_workspace(store, workspace)
     resolve_step(store, workspace, step)
@@ -169,7 +172,7 @@ def remove_step(store: Any, workspace: str, step: str) -> RemoveReport:
     return RemoveReport(workspaces=(), refs=tuple(removed))
 
 
-def project_workspaces(store: Any, project_root: Path) -> list[str]:
+def project_workspaces(store: Store, project_root: Path) -> list[str]:
     """The workspaces whose recorded project root is ``project_root`` or a directory inside it."""
     root = project_root.resolve()
     mine = []
@@ -180,7 +183,7 @@ def project_workspaces(store: Any, project_root: Path) -> list[str]:
     return mine
 
 
-def clean(store: Any, *, collect: bool = True, project_root: Path | None = None) -> RemoveReport:
+def clean(store: Store, *, collect: bool = True, project_root: Path | None = None) -> RemoveReport:
     """Remove the workspaces of ``project_root`` (``None``: every workspace of the store), then gc.
 
     Refuses, removing nothing, while a live build holds any of them.

@@ -156,7 +156,7 @@ def _loader_class() -> type:
             return tag
         return resolve(self, kind, value, implicit)
 
-    _Loader.resolve = fast_resolve  # type: ignore[method-assign]
+    _Loader.resolve = fast_resolve
     _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
     _LOADER = _Loader
     return _Loader

@@ -63,7 +63,7 @@ def _apply_kit(raw: Mapping[str, Any], i: int, doc: Document, root: Path, config
     try:
         generated = resolved.kit.expand(params, ctx)
     except KitError as error:
-        where = ["steps", i, "with", error.param] if error.param else ["steps", i, "uses"]
+        where: list[str | int] = ["steps", i, "with", error.param] if error.param else ["steps", i, "uses"]
         out.errors.append(doc.error(error.message, where))
         return None
     except Exception as error:  # a kit is user code: one line, no traceback

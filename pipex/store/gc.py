@@ -31,7 +31,7 @@ from pipex.errors import StoreCorruptError, StoreError
 from pipex.store import locks
 from pipex.store._fs import fsync_dir, rmtree, store_errors, walk_files
 from pipex.store.objects import is_oid
-from pipex.store.refs import REF_KINDS, read_link
+from pipex.store.refs import walk_refs
 from pipex.store.runs import RunNotFoundError, load_meta
 from pipex.store.owners import owner_token
 from pipex.store.store import Store
@@ -75,23 +75,13 @@ class PruneReport:
 def _roots(store: Store, skip: Collection[tuple[str, str, str]]) -> tuple[set[str], int]:
     runs: set[str] = set()
     dangling = 0
-    base = store.root / "workspaces"
-    for ws in store.workspaces():
-        for kind in REF_KINDS:
-            try:
-                names = os.listdir(base / ws / kind)
-            except FileNotFoundError:
-                continue
-            for step in names:
-                if (ws, kind, step) in skip:
-                    continue
-                run_id = read_link(base / ws / kind / step)
-                if run_id is None:
-                    continue
-                if os.path.isdir(store.root / "runs" / run_id):
-                    runs.add(run_id)
-                else:
-                    dangling += 1
+    for ref in walk_refs(store.root):
+        if (ref.workspace, ref.kind, ref.step) in skip or ref.run_id is None:
+            continue
+        if os.path.isdir(store.root / "runs" / ref.run_id):
+            runs.add(ref.run_id)
+        else:
+            dangling += 1
     for run_id in store.pins():
         if os.path.isdir(store.root / "runs" / run_id):
             runs.add(run_id)

@@ -174,7 +174,8 @@ def walk_refs(root: Path, workspaces_: Iterable[str] | None = None, kinds: Itera
     """
     for ws in workspaces(root) if workspaces_ is None else workspaces_:
         for kind in kinds:
-            base = ref_dir(root, ws, kind)
+            # Listed names are path components as they are; a named workspace is checked.
+            base = root / "workspaces" / ws / kind if workspaces_ is None else ref_dir(root, ws, kind)
             try:
                 names = sorted(os.listdir(base))
             except (FileNotFoundError, NotADirectoryError):
@@ -205,8 +206,8 @@ def workspace_project_root(root: Path, workspace: str) -> Path | None:
     except (OSError, ValueError, UnicodeDecodeError):
         msg = f"{path} is damaged; remove it or run 'pipex verify --repair'"
         raise StoreCorruptError(msg) from None
-    root = doc.get("project_root") if isinstance(doc, dict) else None
-    return Path(root) if isinstance(root, str) else None
+    recorded = doc.get("project_root") if isinstance(doc, dict) else None
+    return Path(recorded) if isinstance(recorded, str) else None
 
 
 def remove_workspace(store: Store, workspace: str) -> None:

@@ -27,6 +27,8 @@ dropped because outputs are untrusted.
 
 from __future__ import annotations
 
+import builtins
+
 import base64
 import binascii
 import enum
@@ -35,6 +37,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipex.errors import StoreCorruptError, UnsafeOutputError
 from pipex.store._fs import show_path
@@ -107,7 +110,7 @@ class Tree:
         """Total size of the regular files."""
         return sum(e.size for e in self.entries if e.type is EntryType.FILE)
 
-    def get(self, path: bytes | str) -> TreeEntry | None:
+    def get(self, path: builtins.bytes | str) -> TreeEntry | None:
         """The entry at ``path`` (bytes, or str encoded with the filesystem encoding), if any."""
         if not self._index:
             self._index.update((e.path, e) for e in self.entries)
@@ -267,7 +270,7 @@ def _damaged(tree_id: str, why: str) -> StoreCorruptError:
     return StoreCorruptError(msg)
 
 
-def _load(tree_id: str, data: bytes) -> list[dict[str, object]]:
+def _load(tree_id: str, data: bytes) -> list[dict[str, Any]]:
     if hash_bytes(data) != tree_id:
         raise _damaged(tree_id, "content does not match its id, truncated?")
     try:
@@ -276,7 +279,8 @@ def _load(tree_id: str, data: bytes) -> list[dict[str, object]]:
         raise _damaged(tree_id, f"not JSON: {error}") from None
     if not isinstance(doc, dict) or doc.get("version") != TREE_FORMAT or not isinstance(doc.get("entries"), list):
         raise _damaged(tree_id, "unknown format")
-    return doc["entries"]
+    entries: list[dict[str, Any]] = doc["entries"]
+    return entries
 
 
 def _check_path(path: bytes, dirs: set[bytes]) -> None:
@@ -308,7 +312,7 @@ def decode_tree(tree_id: str, data: bytes) -> Tree:
                 oid, size, mode = doc["oid"], doc["size"], doc["mode"]
                 if not is_oid(oid) or type(size) is not int or size < 0 or type(mode) is not int:
                     raise ValueError(f"bad file entry {show_path(path)!r}")
-                entries.append(TreeEntry(path, kind, mode & _PERM, oid, size))  # type: ignore[arg-type]
+                entries.append(TreeEntry(path, kind, mode & _PERM, oid, size))
             elif kind is EntryType.DIR:
                 mode = doc["mode"]
                 if type(mode) is not int:
@@ -328,7 +332,7 @@ def decode_tree(tree_id: str, data: bytes) -> Tree:
 def tree_object_keys(tree_id: str, data: bytes) -> list[str]:
     """The object keys (``oid`` or ``oid.x``) a tree names, without building entries (gc's fast path)."""
     raw = _load(tree_id, data)
-    keys = []
+    keys: list[str] = []
     try:
         for doc in raw:
             if doc["type"] == "file":

@@ -22,7 +22,7 @@ from pathlib import Path
 from pipex.errors import StoreError
 from pipex.store._fs import file_kind, fsync_dir, read_regular_file, rmtree, show_path, store_errors, walk_entries
 from pipex.store.objects import hash_file, is_oid
-from pipex.store.refs import REF_KINDS, read_link
+from pipex.store.refs import walk_refs
 from pipex.store.runs import load_meta
 from pipex.store.store import Store
 from pipex.store.trees import EntryType, Tree, decode_tree
@@ -131,16 +131,16 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
                 bad_trees.add(tree_id)
                 problems.append(Problem(ProblemKind.CORRUPT_TREE, tree_id, str(error)))
                 continue
-            for entry in tree.entries:
-                if entry.oid is None:
+            for item in tree.entries:
+                if item.oid is None:
                     continue
-                key = entry.oid + (".x" if entry.executable else "")
-                if key not in good_objects and key not in corrupt_objects and _sound(store, key, entry.oid):
+                key = item.oid + (".x" if item.executable else "")
+                if key not in good_objects and key not in corrupt_objects and _sound(store, key, item.oid):
                     good_objects.add(key)  # stored by a build after the object pass
                 if key not in good_objects:
                     bad_trees.add(tree_id)
                     if key not in corrupt_objects:
-                        where = entry.path.decode("utf-8", "backslashreplace")
+                        where = item.path.decode("utf-8", "backslashreplace")
                         problems.append(Problem(ProblemKind.MISSING_OBJECT, key, f"named by {where!r} in tree {tree_id}"))
 
     # Runs: meta readable, output tree present and sound.
@@ -153,38 +153,30 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
             bad_runs.add(run_id)
             problems.append(Problem(ProblemKind.DAMAGED_RUN, run_id, str(error)))
             continue
-        tree = meta.output_tree
-        if tree is None:
+        output_tree = meta.output_tree
+        if output_tree is None:
             continue
-        if not is_oid(tree) or not store.tree_path(tree).is_file():
+        if not is_oid(output_tree) or not store.tree_path(output_tree).is_file():
             bad_runs.add(run_id)
-            problems.append(Problem(ProblemKind.MISSING_TREE, run_id, f"output tree {tree} is missing"))
-        elif tree in bad_trees:
+            problems.append(Problem(ProblemKind.MISSING_TREE, run_id, f"output tree {output_tree} is missing"))
+        elif output_tree in bad_trees:
             bad_runs.add(run_id)  # the tree's own problem is already reported
 
     # Refs and pins: they must name a run.
     bad_refs: list[tuple[str, str, str]] = []
     n_refs = 0
-    for ws in store.workspaces():
-        for kind in REF_KINDS:
-            try:
-                names = sorted(os.listdir(root / "workspaces" / ws / kind))
-            except FileNotFoundError:
-                continue
-            for step in names:
-                n_refs += 1
-                path = root / "workspaces" / ws / kind / step
-                if not path.is_symlink():
-                    bad_refs.append((ws, kind, step))
-                    what = file_kind(os.lstat(path).st_mode) if path.exists() else "missing"
-                    problems.append(Problem(ProblemKind.BROKEN_REF, f"{ws}/{kind}/{step}", f"is {what}, not a ref link"))
-                    continue
-                run_id = read_link(path)
-                if run_id is None or not (root / "runs" / run_id).is_dir():
-                    bad_refs.append((ws, kind, step))
-                    problems.append(Problem(ProblemKind.DANGLING_REF, f"{ws}/{kind}/{step}", f"names missing run {run_id}"))
-                elif run_id in bad_runs:
-                    bad_refs.append((ws, kind, step))
+    for ref in walk_refs(root):
+        n_refs += 1
+        where = f"{ref.workspace}/{ref.kind}/{ref.step}"
+        if not ref.is_link:
+            bad_refs.append((ref.workspace, ref.kind, ref.step))
+            what = file_kind(os.lstat(ref.path).st_mode) if ref.path.exists() else "missing"
+            problems.append(Problem(ProblemKind.BROKEN_REF, where, f"is {what}, not a ref link"))
+        elif ref.run_id is None or not (root / "runs" / ref.run_id).is_dir():
+            bad_refs.append((ref.workspace, ref.kind, ref.step))
+            problems.append(Problem(ProblemKind.DANGLING_REF, where, f"names missing run {ref.run_id}"))
+        elif ref.run_id in bad_runs:
+            bad_refs.append((ref.workspace, ref.kind, ref.step))
     bad_pins = [p for p in store.pins() if p in bad_runs or not (root / "runs" / p).is_dir()]
     for pin in bad_pins:
         if pin not in bad_runs:
@@ -233,7 +225,7 @@ def _check_workspaces(store: Store, problems: list[Problem]) -> list[str]:
 
 def _check_checkouts(store: Store, bad_trees: set[str], problems: list[Problem]) -> list[str]:
     """Checkouts that are not exactly their tree (an entry missing, added, or of another kind)."""
-    bad = []
+    bad: list[str] = []
     root = store.root / "checkouts"
     try:
         names = sorted(os.listdir(root))
@@ -279,7 +271,7 @@ def _checkout_difference(path: Path, tree: Tree) -> str | None:
 
 def _sound(store: Store, key: str, oid: str) -> bool:
     try:
-        return hash_file(store.root / "objects" / key[:2] / key[2:]) == oid
+        return hash_file(store.objects.path(oid, key.endswith(".x"))) == oid
     except OSError:
         return False
 

@@ -95,7 +95,7 @@ def test_four_builds_and_looping_gc_all_succeed_and_every_ref_verifies(tmp_path:
         refs = {ws: opened.workspace_refs(ws) for ws in set(WORKSPACES)}
         assert all(set(r) == set(STEPS) for r in refs.values()), refs
         assert len({json.dumps(r, sort_keys=True) for r in refs.values()}) == 1, refs
-        join_tree = opened.read_run(refs["same"]["join"]).meta["output_tree"]
+        join_tree = opened.read_run(refs["same"]["join"]).meta.output_tree
         assert (opened.checkout(join_tree) / "join").read_text() == _expected_join(round_id)
         report = verify_store(store)
         assert report["refs"] >= len(STEPS) * 3

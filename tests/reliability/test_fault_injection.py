@@ -129,13 +129,13 @@ def _seeded(template: Path) -> None:
     _build_like(store, _output(template.parent / "seed2", {"c.txt": b"c"}), "r2", "two")
     _build_like(store, _output(template.parent / "seed3", {"c.txt": b"newer c"}), "r3", "two")
     store.ingest(_output(template.parent / "seed4", {"garbage.bin": os.urandom(500)}))
-    store.checkout(store.read_run("r1").meta["output_tree"])
+    store.checkout(store.read_run("r1").meta.output_tree)
 
 
 def _damage(root: Path) -> None:
     """A corrupt object for repair to quarantine."""
     store = Store.open(root)
-    tree = store.read_tree(store.read_run("r1").meta["output_tree"])
+    tree = store.read_tree(store.read_run("r1").meta.output_tree)
     entry = next(e for e in tree.entries if e.oid)
     path = store.objects.path(entry.oid or "", entry.executable)
     os.chmod(path, 0o644)

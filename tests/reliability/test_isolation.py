@@ -31,7 +31,7 @@ def _output(store: Path, workspace: str, step: str, name: str) -> str:
     from pipex.store import Store
 
     opened = Store.open(store)
-    tree = opened.read_run(opened.get_ref(workspace, step)).meta["output_tree"]
+    tree = opened.read_run(opened.get_ref(workspace, step)).meta.output_tree
     return (opened.checkout(tree) / name).read_text()
 
 

@@ -96,7 +96,7 @@ class PipexModel(RuleBasedStateMachine):
             return None
         store = Store.open(self.store_root)
         try:
-            tree = store.read_run(run_id).meta.get("output_tree")
+            tree = store.read_run(run_id).meta.output_tree
             return (store.checkout(tree) / "out").read_text() if tree else None
         except Exception:
             return None

@@ -25,7 +25,7 @@ def _checkout(store: Path, workspace: str, step: str) -> Path:
     opened = Store.open(store)
     run = opened.get_ref(workspace, step)
     assert run is not None, f"no run of {step}"
-    return opened.checkout(opened.read_run(run).meta["output_tree"])
+    return opened.checkout(opened.read_run(run).meta.output_tree)
 
 
 def test_file_capabilities_set_in_a_container_never_reach_the_store(shared_tmp: Path, unprivileged: str) -> None:
