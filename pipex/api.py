@@ -22,9 +22,12 @@ from pipex.ops.project import (
 )
 
 if TYPE_CHECKING:
-    from pipex.ops.browse import WorkspaceSummary, WorkspaceView
+    from collections.abc import Iterable, Iterator
+
+    from pipex.events import Event
+    from pipex.ops.browse import TreeItem, WorkspaceSummary, WorkspaceView
     from pipex.ops.exec import ExecResult
-    from pipex.ops.record import AttachResult
+    from pipex.ops.record import AttachResult, BuildRecorder, BuildStatus
     from pipex.ops.workspaces import RemoveReport
     from pipex.store.gc import GcReport, PruneReport
     from pipex.store.runs import RunRecord
@@ -52,24 +55,47 @@ __all__ = [
     "exec_step",
     "attach",
     "cancel",
+    "validate",
+    "schema_text",
+    "graph",
+    "resolve_workspace",
+    "project_workspaces",
+    "log_paths",
+    "follow_logs",
+    "output_kind",
+    "read_output",
+    "list_output",
+    "export_output",
+    "detached_owner",
+    "build_recorder",
+    "start_detached",
+    "parse_event",
+    "recorded_events",
+    "check_trace_path",
+    "write_trace",
+    "trace_json",
 ]
 
 
 
-def gc(store: Store | Path | str | None = None, *, dry_run: bool = False) -> GcReport:
-    """Collect what no root references in the project's store (see ``open_store_here``); return the GcReport."""
+
+def gc(
+    store: Store | Path | str | None = None, *, dry_run: bool = False, progress: Callable[[str, int, int], None] | None = None
+) -> GcReport:
+    """Collect what no root references in the project's store (see ``open_store_here``); return the GcReport.
+
+    ``progress(phase, done, total)`` is called as the sweep goes.
+    """
     from pipex.store.gc import gc as collect
 
-    return collect(opened(store), dry_run=dry_run)
+    return collect(opened(store), dry_run=dry_run, progress=progress)
 
 
-def prune(workspace: str | None = None, *, store: Store | Path | str | None = None, dry_run: bool = False) -> PruneReport:
+def prune(workspace: str, *, store: Store | Path | str | None = None, dry_run: bool = False) -> PruneReport:
     """Drop ``workspace``'s old runs (the current one per step stays), then collect."""
-    from pipex.ops.workspaces import resolve_workspace
     from pipex.store.gc import prune as prune_store
 
-    the_store = opened(store)
-    return prune_store(the_store, resolve_workspace(the_store, workspace), dry_run=dry_run)
+    return prune_store(opened(store), workspace, dry_run=dry_run)
 
 
 def verify(*, store: Store | Path | str | None = None, repair: bool = False) -> VerifyReport:
@@ -77,6 +103,96 @@ def verify(*, store: Store | Path | str | None = None, repair: bool = False) -> 
     from pipex.store.verify import verify as check
 
     return check(open_store_here(store, repair=repair), repair=repair)
+
+
+# -- the spec -----------------------------------------------------------------------------
+
+
+def validate(path: Path | str | None = None, *, env_files: Sequence[Path | str] = ()) -> tuple[int, str]:
+    """Check a pipeline file (schema, kits, ids, inputs, cycles, paths); return (step count, the file as shown)."""
+    from pipex.spec.document import display_path
+    from pipex.spec.load import load_pipeline
+
+    loaded = load_pipeline(Path(path) if path is not None else None, env_files=env_files)
+    return len(loaded.steps), display_path(loaded.file)
+
+
+def schema_text(*, config: bool = False) -> str:
+    """The JSON Schema of pipeline files (``config``: of ``.pipex.yml``)."""
+    from pipex.spec.schemas import CONFIG_SCHEMA, PIPELINE_SCHEMA, schema_bytes
+
+    return schema_bytes(CONFIG_SCHEMA if config else PIPELINE_SCHEMA).decode("utf-8")
+
+
+def graph(project: Project, targets: Sequence[str], *, fmt: str, statuses: dict[str, str] | None = None) -> str:
+    """The step DAG of ``targets`` as mermaid, dot or text; ``statuses`` (step -> plan status) styles the steps."""
+    from pipex.engine.graph import FORMATS, render, select, topo_order
+    from pipex.errors import UsageError
+
+    if fmt not in FORMATS:
+        msg = f"unknown graph format '{fmt}' (expected one of: {', '.join(FORMATS)})"
+        raise UsageError(msg)
+    _, selected = select(project.pipeline, list(targets))
+    return render(project.pipeline, topo_order(project.pipeline, selected), statuses or {}, fmt=fmt)
+
+
+# -- workspaces and their results ------------------------------------------------------------
+
+
+def resolve_workspace(workspace: str | None, *, store: Store | Path | str | None = None) -> str:
+    """``workspace`` if the store has it, else the only workspace of the current directory (UsageError otherwise)."""
+    from pipex.ops.workspaces import resolve_workspace as resolve
+
+    return resolve(opened(store), workspace)
+
+
+def project_workspaces(project_root: Path | str, *, store: Store | Path | str | None = None) -> list[str]:
+    """The workspaces whose project root is ``project_root`` or inside it."""
+    from pipex.ops.workspaces import project_workspaces as mine
+
+    return mine(opened(store), Path(project_root))
+
+
+def log_paths(record: RunRecord, stream: str) -> list[tuple[str, Path]]:
+    """A recorded run's log files: ``stdout``, ``stderr`` or ``both``."""
+    from pipex.ops import browse
+
+    return browse.log_paths(record, stream)
+
+
+def follow_logs(workspace: str, step: str, stream: str = "both", *, store: Store | Path | str | None = None) -> Iterator[tuple[str, bytes]]:
+    """A running step's output as it grows, then the rest of its recorded run (``logs --follow``)."""
+    from pipex.ops.follow import follow_logs as follow
+
+    return follow(opened(store), workspace, step, stream)
+
+
+def output_kind(tree_id: str, path: str, *, store: Store | Path | str | None = None) -> str:
+    """``file``, ``dir`` or ``link`` for ``path`` in an output tree (links resolved inside the output only)."""
+    from pipex.ops import browse
+
+    return browse.kind_of(opened(store), tree_id, path)
+
+
+def read_output(tree_id: str, path: str, *, store: Store | Path | str | None = None) -> Iterator[bytes]:
+    """The bytes of a file of an output tree, in chunks."""
+    from pipex.ops import browse
+
+    return browse.read_file(opened(store), tree_id, path)
+
+
+def list_output(tree_id: str, path: str = "", *, store: Store | Path | str | None = None) -> list[TreeItem]:
+    """The entries of an output tree under ``path``."""
+    from pipex.ops import browse
+
+    return browse.list_tree(opened(store), tree_id, path)
+
+
+def export_output(tree_id: str, dest: Path, *, store: Store | Path | str | None = None) -> None:
+    """Copy an output tree to ``dest`` (refused when a link would leave it)."""
+    from pipex.ops import browse
+
+    browse.export(opened(store), tree_id, dest)
 
 
 def show(workspace: str | None = None, *, store: Store | Path | str | None = None) -> WorkspaceView:
@@ -149,3 +265,62 @@ def cancel(workspace: str | None = None, *, store: Store | Path | str | None = N
 
     the_store = opened(store)
     return record.cancel(the_store, resolve_workspace(the_store, workspace))
+
+
+# -- a build's record: detached builds, attach, timelines -------------------------------------
+
+
+def detached_owner() -> tuple[Path, str] | None:
+    """(store root, workspace) when this process is a detached build started by ``build --detach``."""
+    from pipex.ops.record import detached_owner as owner
+
+    return owner()
+
+
+def build_recorder(workspace: str, *, store: Store | Path | str | None = None, owner: bool = False) -> BuildRecorder:
+    """An event sink that records a build of ``workspace`` (``build.ndjson``, ``build.json``)."""
+    from pipex.ops.record import BuildRecorder
+
+    return BuildRecorder(opened(store), workspace, owner=owner)
+
+
+def start_detached(workspace: str, argv: list[str], *, store: Store | Path | str | None = None) -> BuildStatus:
+    """Start ``pipex build`` ``argv`` in the background for ``workspace``; refused while a live build holds it."""
+    from pipex.ops.record import start_detached as start
+
+    return start(opened(store), workspace, argv)
+
+
+def parse_event(line: str) -> Event | None:
+    """A recorded NDJSON event line as an Event (None for a line that is not one)."""
+    from pipex.ops.record import parse_event as parse
+
+    return parse(line)
+
+
+def recorded_events(workspace: str, *, store: Store | Path | str | None = None) -> list[Event]:
+    """The events of the workspace's latest recorded build."""
+    from pipex.ops.record import read_events
+
+    return read_events(opened(store), workspace)
+
+
+def check_trace_path(path: Path | str) -> None:
+    """Refuse a ``--profile`` path that cannot be written, before a build runs."""
+    from pipex.ops.timeline import check_trace_path as check
+
+    check(path)
+
+
+def write_trace(events: Iterable[Event], path: Path | str) -> None:
+    """Write build events as a Chrome trace-event file (open it in Perfetto)."""
+    from pipex.ops.timeline import write_trace as write
+
+    write(events, path)
+
+
+def trace_json(events: Iterable[Event]) -> str:
+    """Build events as Chrome trace-event JSON."""
+    from pipex.ops.timeline import to_json
+
+    return to_json(events)

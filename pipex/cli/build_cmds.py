@@ -62,9 +62,9 @@ def _child_argv(
 
 
 def _detach(opened: Any, name: str, argv: list[str], json_output: bool) -> None:
-    from pipex.ops.record import start_detached
+    from pipex import api
 
-    status = start_detached(opened, name, argv)
+    status = api.start_detached(name, argv, store=opened)
     if json_output:
         echo_json({"workspace": name, "pid": status.pid, "state": status.state, "store": str(opened.root)})
         return
@@ -92,20 +92,17 @@ def _run_build(
     profile: Optional[Path] = None,
 ) -> None:
     from pipex import api
-    from pipex.ops.record import BuildRecorder, detached_owner
     from pipex.errors import PipexError
     from pipex.cli.render import make_renderer
 
     force_value: bool | str = True if force == "*" else (force or False)
     if profile is not None:
-        from pipex.ops.timeline import check_trace_path
-
-        check_trace_path(profile)  # refuse now, not after a build that succeeded
-    owner = detached_owner()
+        api.check_trace_path(profile)  # refuse now, not after a build that succeeded
+    owner = api.detached_owner()
     recorder = None
     if owner is not None:
         # A detached build process owns the workspace's record from its first instant (main() maps SIGTERM to 130).
-        recorder = BuildRecorder(api.open_store(owner[0]), owner[1], owner=True)
+        recorder = api.build_recorder(owner[1], store=api.open_store(owner[0]), owner=True)
     code = 2
     try:
         project = api.load(pipeline, env_files=env_file)
@@ -132,7 +129,7 @@ def _run_build(
             code = 0
             return
         if recorder is None:
-            recorder = BuildRecorder(opened, name)
+            recorder = api.build_recorder(name, store=opened)
         # A detached build's audience is `pipex attach`, which renders its event log.
         renderer = _ignore if owner is not None else make_renderer(json_output=json_output, verbose=verbose, quiet=quiet)
         events: list[Any] = []
@@ -157,9 +154,7 @@ def _run_build(
             if close is not None:
                 close()
             if profile is not None:
-                from pipex.ops.timeline import write_trace
-
-                write_trace(events, profile)
+                api.write_trace(events, profile)
         code = 0 if result.ok else 1
         if not result.ok:
             raise typer.Exit(1)

@@ -22,12 +22,10 @@ def attach_command(
 ) -> None:
     """Show a build of WORKSPACE from its start, follow it to the end, exit with its exit code."""
     from pipex import api
-    from pipex.ops import record as detach
     from pipex.cli.render import make_renderer
-    from pipex.ops.workspaces import resolve_workspace
 
     opened = open_store(store)
-    name = resolve_workspace(opened, workspace)
+    name = api.resolve_workspace(workspace, store=opened)
     on_line: Callable[[str], None]
     if json_output:
         on_line = typer.echo
@@ -37,7 +35,7 @@ def attach_command(
         close = getattr(renderer, "close", None)
 
         def on_line(line: str) -> None:
-            event = detach.parse_event(line)
+            event = api.parse_event(line)
             if event is not None:
                 renderer(event)
 
@@ -59,10 +57,9 @@ def cancel_command(
 ) -> None:
     """Stop the running build of WORKSPACE cleanly: its containers are removed, finished steps kept."""
     from pipex import api
-    from pipex.ops.workspaces import resolve_workspace
 
     opened = open_store(store)
-    name = resolve_workspace(opened, workspace)
+    name = api.resolve_workspace(workspace, store=opened)
     code = api.cancel(name, store=opened)
     if json_output:
         echo_json({"workspace": name, "cancelled": True, "exitCode": code})

@@ -106,16 +106,14 @@ def logs_command(
     json_output: bool = typer.Option(False, "--json", help="One JSON object per line: {stream, line}."),
 ) -> None:
     """Print a step's logs (stdout to stdout, stderr to stderr); the latest run, failed or not."""
-    from pipex.ops import browse
+    from pipex import api
 
     opened = open_store(store)
     write = _JsonLines() if json_output else _raw
     if follow and run is None:
-        from pipex.ops.follow import follow_logs
-
-        chunks = follow_logs(opened, workspace, step, stream)
+        chunks = api.follow_logs(workspace, step, stream, store=opened)
     else:
-        chunks = _recorded(browse.log_paths(browse.find_run(opened, workspace, step, run), stream))
+        chunks = _recorded(api.log_paths(api.find_run(workspace, step, run, store=opened), stream))
     for name, chunk in chunks:
         write(name, chunk)
     if isinstance(write, _JsonLines):
@@ -181,30 +179,27 @@ def inspect_command(
     json_output: bool = typer.Option(False, "--json", help="Print meta.json as it is stored."),
 ) -> None:
     """Print a run's meta.json (fingerprint and what went into it, image, command, times, sizes)."""
-    from pipex.ops import browse
+    from pipex import api
+
     from pipex.errors import UsageError
 
     opened = open_store(store)
     if timeline:
-        from pipex.ops.record import read_events
-        from pipex.ops.timeline import to_json, write_trace
-        from pipex.ops.workspaces import resolve_workspace
-
-        name = resolve_workspace(opened, workspace)
-        events = read_events(opened, name)
+        name = api.resolve_workspace(workspace, store=opened)
+        events = api.recorded_events(name, store=opened)
         if not events:
             msg = f"no build of workspace '{name}' was recorded by this pipex; run pipex build, then inspect --timeline"
             raise UsageError(msg)
         if output is not None:
-            write_trace(events, output)
+            api.write_trace(events, output)
             typer.echo(f"wrote {output} (open it in https://ui.perfetto.dev)", err=True)
         else:
-            typer.echo(to_json(events))
+            typer.echo(api.trace_json(events))
         return
     if step is None:
         msg = "name a step: pipex inspect WS STEP (or pipex inspect WS --timeline)"
         raise UsageError(msg)
-    record = browse.find_run(opened, workspace, step, run)
+    record = api.find_run(workspace, step, run, store=opened)
     if json_output:
         typer.echo(json.dumps(record.meta.to_dict(), ensure_ascii=False, sort_keys=True))
         return
@@ -229,27 +224,28 @@ def cat_command(
     json_output: bool = typer.Option(False, "--json", help="List entries as JSON."),
 ) -> None:
     """Print a file of a step's output, or list the output; links are never followed out of it."""
-    from pipex.ops import browse
+    from pipex import api
+
     from pipex.cli.render import format_size
 
     opened = open_store(store)
-    record = browse.find_run(opened, workspace, step, run, succeeded=run is None)
+    record = api.find_run(workspace, step, run, store=opened, succeeded=run is None)
     tree = record.output_tree
     if tree is None:
         from pipex.errors import UsageError
 
         msg = f"run {record.run_id} recorded no output"
         raise UsageError(msg)
-    listing = path is None or json_output or browse.kind_of(opened, tree, path) == "dir"
+    listing = path is None or json_output or api.output_kind(tree, path, store=opened) == "dir"
     if not listing:
         target: Any = sys.stdout.buffer
         if sys.stdout.isatty():
             from pipex.cli.render import TerminalSafeWriter
 
             target = TerminalSafeWriter(sys.stdout.buffer)
-        browse.copy_to(browse.read_file(opened, tree, path or ""), target)
+        _copy_to(api.read_output(tree, path or "", store=opened), target)
         return
-    items = browse.list_tree(opened, tree, path or "")
+    items = api.list_output(tree, path or "", store=opened)
     if json_output:
         echo_json(items)
         return
@@ -272,18 +268,29 @@ def export_command(
     json_output: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Copy a step's output to DEST; refused if a link in it would lead outside the output."""
-    from pipex.ops import browse
+    from pipex import api
+
     from pipex.errors import UsageError
     from pipex.cli.render import format_size
 
     opened = open_store(store)
-    record = browse.find_run(opened, workspace, step, run, succeeded=run is None)
+    record = api.find_run(workspace, step, run, store=opened, succeeded=run is None)
     if record.output_tree is None:
         msg = f"run {record.run_id} recorded no output"
         raise UsageError(msg)
-    browse.export(opened, record.output_tree, dest)
+    api.export_output(record.output_tree, dest, store=opened)
     files, size = record.meta.files, record.meta.bytes
     if json_output:
         echo_json({"dest": str(dest), "runId": record.run_id, "tree": record.output_tree, "files": files, "bytes": size})
     else:
         typer.echo(f"exported {step} (run {record.run_id[:12]}) to {dest}: {files} file{'' if files == 1 else 's'}, {format_size(size)}")
+
+
+def _copy_to(chunks: Any, out: Any) -> int:
+    """Write ``chunks`` to ``out``; return the byte count."""
+    total = 0
+    for chunk in chunks:
+        out.write(chunk)
+        total += len(chunk)
+    out.flush()
+    return total

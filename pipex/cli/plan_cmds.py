@@ -56,21 +56,14 @@ def graph(
 ) -> None:
     """Print the step DAG (mermaid or dot); cached, stale, pending and skipped steps styled apart."""
     from pipex import api
-    from pipex.engine.graph import FORMATS, render, select, topo_order
-    from pipex.errors import UsageError
 
-    if fmt not in FORMATS:
-        msg = f"unknown graph format '{fmt}' (expected one of: {', '.join(FORMATS)})"
-        raise UsageError(msg)
     names = list(targets or [])
     project = api.load(file, env_files=env_file)
-    pipeline = project.pipeline
-    _, selected = select(pipeline, names)
-    order = topo_order(pipeline, selected)
+    api.graph(project, names, fmt=fmt)  # a bad format is refused before the store is opened
     statuses: dict[str, str] = {}
     if not plain:
         the_plan = api.plan(
             file, targets=names, workspace=workspace, env_files=env_file, store=store, offline=offline, project=project
         )
         statuses = {s.step_id: s.status.value for s in the_plan.steps}
-    typer.echo(render(pipeline, order, statuses, fmt=fmt), nl=False)
+    typer.echo(api.graph(project, names, fmt=fmt, statuses=statuses), nl=False)

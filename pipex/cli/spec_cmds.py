@@ -20,17 +20,15 @@ def validate(
     env_file: list[Path] = typer.Option([], "--env-file", help="Dotenv file applied to every step (repeatable)."),
 ) -> None:
     """Check a pipeline file: schema, kits, ids, inputs, cycles, paths. Exit 2 on errors."""
-    from pipex.spec.document import display_path
-    from pipex.spec.load import load_pipeline
+    from pipex import api
 
     if pipeline is not None and file is not None:
         from pipex.errors import UsageError
 
         msg = "give the pipeline either as an argument or with -f, not both"
         raise UsageError(msg)
-    loaded = load_pipeline(file or pipeline, env_files=env_file)
-    count = len(loaded.steps)
-    typer.echo(f"ok: {count} step{'s' if count != 1 else ''} in {display_path(loaded.file)}")
+    count, shown = api.validate(file or pipeline, env_files=env_file)
+    typer.echo(f"ok: {count} step{'s' if count != 1 else ''} in {shown}")
 
 
 @app.command()
@@ -38,9 +36,9 @@ def schema(
     config: bool = typer.Option(False, "--config", help="Print the .pipex.yml schema instead of the pipeline schema."),
 ) -> None:
     """Print the JSON Schema of pipeline files (or of .pipex.yml) for editors."""
-    from pipex.spec.schemas import CONFIG_SCHEMA, PIPELINE_SCHEMA, schema_bytes
+    from pipex import api
 
-    data = schema_bytes(CONFIG_SCHEMA if config else PIPELINE_SCHEMA)
-    sys.stdout.write(data.decode("utf-8"))
-    if not data.endswith(b"\n"):
+    text = api.schema_text(config=config)
+    sys.stdout.write(text)
+    if not text.endswith("\n"):
         sys.stdout.write("\n")

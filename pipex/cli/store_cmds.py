@@ -16,7 +16,7 @@ from pipex.cli.main import app
 from pipex.cli._common import STORE_HELP as _STORE_HELP
 from pipex.cli._common import open_store as _open
 from pipex.cli._common import plain
-from pipex.errors import LockBusyError, UsageError
+from pipex.errors import LockBusyError
 from pipex.cli.render import format_size
 
 @contextmanager
@@ -63,13 +63,13 @@ def gc_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Delete runs, trees, objects and checkouts that no workspace ref or pin reaches."""
-    from pipex.store.gc import gc
+    from pipex import api
 
     opened = _open(store)
     if not dry_run:
         _wait_for_builds(opened)
     with _progress_bar(enabled=not json_output) as progress:
-        report = gc(opened, dry_run=dry_run, progress=progress)
+        report = api.gc(opened, dry_run=dry_run, progress=progress)
     typer.echo(json.dumps(plain(report)) if json_output else _gc_line(report))
 
 
@@ -81,20 +81,13 @@ def prune_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Keep only a workspace's current run per step (drop failed runs), then collect garbage."""
-    from pipex.store.gc import prune
+    from pipex import api
 
     opened = _open(store)
-    if workspace is None:
-        here = Path(os.getcwd()).resolve()
-        mine = [ws for ws in opened.workspaces() if opened.workspace_project_root(ws) == here]
-        if len(mine) != 1:
-            known = ", ".join(opened.workspaces()) or "none"
-            msg = f"name the workspace to prune (workspaces in the store: {known})"
-            raise UsageError(msg)
-        workspace = mine[0]
+    workspace = api.resolve_workspace(workspace, store=opened)
     if not dry_run:
         _wait_for_builds(opened)
-    report = prune(opened, workspace, dry_run=dry_run)
+    report = api.prune(workspace, store=opened, dry_run=dry_run)
     if json_output:
         typer.echo(json.dumps(plain(report)))
         return
@@ -109,12 +102,12 @@ def verify_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Re-hash every object and check every tree, run and ref; exit 1 if anything is damaged."""
-    from pipex.store.verify import verify
+    from pipex import api
 
     opened = _open(store, repair=repair)
     if repair:
         _wait_for_builds(opened)
-    report = verify(opened, repair=repair)
+    report = api.verify(store=opened, repair=repair)
     if json_output:
         typer.echo(json.dumps({**plain(report), "ok": report.ok}))
     else:

@@ -63,11 +63,9 @@ def clean_command(
     from pipex import api
     from pipex.cli.store_cmds import _gc_line
     from pipex.errors import UsageError
-    from pipex.ops.workspaces import project_workspaces
-
     opened = open_store(store)
     here = Path.cwd()
-    names = opened.workspaces() if everything else project_workspaces(opened, here)
+    names = opened.workspaces() if everything else api.project_workspaces(here, store=opened)
     if names and not yes:
         scope = f"the store at {opened.root}" if everything else f"the store at {opened.root} (the project at {here.resolve()})"
         if not sys.stdin.isatty():

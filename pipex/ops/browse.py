@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from pipex.errors import PipexError, UsageError
 from pipex.store.runs import RunMeta
@@ -39,7 +39,6 @@ __all__ = [
     "read_file",
     "kind_of",
     "export",
-    "copy_to",
 ]
 
 _MAX_LINK_HOPS = 40
@@ -364,13 +363,3 @@ def export(store: Store, tree_id: str, dest: Path) -> None:
             raise UsageError(msg)
     _check_links(store.read_tree(tree_id))
     store.export(tree_id, dest)
-
-
-def copy_to(chunks: Iterator[bytes], out: BinaryIO) -> int:
-    """Write ``chunks`` to ``out``; return the byte count."""
-    total = 0
-    for chunk in chunks:
-        out.write(chunk)
-        total += len(chunk)
-    out.flush()
-    return total

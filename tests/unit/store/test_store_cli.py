@@ -58,7 +58,8 @@ def test_prune_defaults_to_the_workspace_of_the_current_project(store: Store, ma
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ws: dropped 0 old refs; removed 1 runs")
     elsewhere = pipex("prune", "--store", str(store.root), cwd=tmp_path)
-    assert elsewhere.returncode == 2 and "name the workspace" in elsewhere.stderr
+    # The one rule for "the workspace of this directory" (shared with show, logs, attach...) names what to do.
+    assert elsewhere.returncode == 2 and "name a workspace: no workspace belongs to this directory" in elsewhere.stderr
 
 
 def test_damage_that_stops_gc_is_one_line_without_traceback(store: Store, make_output) -> None:
