@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from pipex.events import Event
     from pipex.ops.browse import TreeItem, WorkspaceSummary, WorkspaceView
     from pipex.ops.exec import ExecResult
-    from pipex.ops.record import AttachResult, BuildRecorder, BuildStatus
+    from pipex.ops.detached import AttachResult
+    from pipex.ops.record import BuildRecorder, BuildStatus
     from pipex.ops.workspaces import RemoveReport
     from pipex.store.gc import GcReport, PruneReport
     from pipex.store.runs import RunRecord
@@ -251,20 +252,20 @@ def attach(
     workspace: str | None = None, on_line: Callable[[str], None] = print, *, store: Store | Path | str | None = None
 ) -> AttachResult:
     """Replay the workspace's latest build log and follow it to the end; return its ``AttachResult``."""
-    from pipex.ops import record
+    from pipex.ops import detached
     from pipex.ops.workspaces import resolve_workspace
 
     the_store = opened(store)
-    return record.attach(the_store, resolve_workspace(the_store, workspace), on_line)
+    return detached.attach(the_store, resolve_workspace(the_store, workspace), on_line)
 
 
 def cancel(workspace: str | None = None, *, store: Store | Path | str | None = None) -> int:
     """Stop the live build of ``workspace`` (SIGTERM) and wait; return its recorded exit code (130)."""
-    from pipex.ops import record
+    from pipex.ops import detached
     from pipex.ops.workspaces import resolve_workspace
 
     the_store = opened(store)
-    return record.cancel(the_store, resolve_workspace(the_store, workspace))
+    return detached.cancel(the_store, resolve_workspace(the_store, workspace))
 
 
 # -- a build's record: detached builds, attach, timelines -------------------------------------
@@ -286,7 +287,7 @@ def build_recorder(workspace: str, *, store: Store | Path | str | None = None, o
 
 def start_detached(workspace: str, argv: list[str], *, store: Store | Path | str | None = None) -> BuildStatus:
     """Start ``pipex build`` ``argv`` in the background for ``workspace``; refused while a live build holds it."""
-    from pipex.ops.record import start_detached as start
+    from pipex.ops.detached import start_detached as start
 
     return start(opened(store), workspace, argv)
 

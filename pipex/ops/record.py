@@ -1,4 +1,4 @@
-"""A build's record in its workspace (event log + status), and detach / attach / cancel over it.
+"""A build's record in its workspace: its event log and status (``pipex.ops.detached`` runs detach / attach / cancel over it).
 
 On disk, next to the workspace's refs (``<store>/workspaces/<ws>/``)::
 
@@ -23,20 +23,16 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pipex.errors import PipexError, UsageError
 from pipex.events import Event, EventKind
-from pipex.store.runs import log_tail
 
 if TYPE_CHECKING:
     from pipex.store.store import Store
@@ -48,13 +44,9 @@ __all__ = [
     "DETACHED_ENV",
     "BuildStatus",
     "BuildRecorder",
-    "AttachResult",
     "read_status",
     "read_events",
     "parse_event",
-    "start_detached",
-    "attach",
-    "cancel",
     "live_pid",
     "detached_owner",
 ]
@@ -66,6 +58,8 @@ BUILD_OUT = "build.out"
 DETACHED_ENV = "PIPEX_DETACHED_BUILD"
 
 _POLL = 0.1
+READ_CHUNK = 1 << 20
+MAX_EVENT_LINE = 8 << 20  # longer than any event pipex writes (a log line is cut at 1 MiB)
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,8 @@ class BuildStatus:
         return self.pid is not None and process_alive(self.pid, self.start_time)
 
 
-def _dir(store: Store, workspace: str) -> Path:
+def record_dir(store: Store, workspace: str) -> Path:
+    """``workspaces/<ws>/``: where the workspace's build record lives."""
     from pipex.store.refs import check_name
 
     return Path(store.root) / "workspaces" / check_name(workspace, "workspace")
@@ -109,7 +104,7 @@ def _dir(store: Store, workspace: str) -> Path:
 def read_status(store: Store, workspace: str) -> BuildStatus | None:
     """The workspace's ``build.json``, or None if no build was recorded (or it is unreadable)."""
     try:
-        doc = json.loads((_dir(store, workspace) / BUILD_STATUS).read_bytes())
+        doc = json.loads((record_dir(store, workspace) / BUILD_STATUS).read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(doc, dict) or doc.get("state") not in ("starting", "running", "finished"):
@@ -125,7 +120,8 @@ def read_status(store: Store, workspace: str) -> BuildStatus | None:
     )
 
 
-def _write_status(directory: Path, status: BuildStatus) -> None:
+def write_status(directory: Path, status: BuildStatus) -> None:
+    """Write ``build.json`` atomically."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".build-", dir=directory)
     try:
@@ -158,7 +154,7 @@ class BuildRecorder:
     """
 
     def __init__(self, store: Store, workspace: str, *, owner: bool = False) -> None:
-        self._dir = _dir(store, workspace)
+        self._dir = record_dir(store, workspace)
         self._pending: list[Event] = []
         self._log: TextIO | None = None
         self._lock = threading.Lock()
@@ -166,7 +162,7 @@ class BuildRecorder:
         self._broken = False
         if owner:
             self._status = _me(detached=True)
-            self._guard(_write_status, self._dir, self._status)
+            self._guard(write_status, self._dir, self._status)
 
     def _guard(self, action: Callable[..., Any], *args: Any) -> None:
         if self._broken:
@@ -202,7 +198,7 @@ class BuildRecorder:
         self._log = open(self._dir / BUILD_LOG, "w", encoding="utf-8")  # noqa: SIM115 - closed in finish()
         if self._status is None:
             self._status = _me(detached=False)
-            _write_status(self._dir, self._status)
+            write_status(self._dir, self._status)
 
     def finish(self, exit_code: int) -> None:
         """Record how the build ended (only if this build owns the record) and close the log."""
@@ -215,7 +211,7 @@ class BuildRecorder:
                 done = dataclasses.replace(self._status, state="finished", exit_code=exit_code, finished_at=time.time())
                 self._status = None
                 self._broken = False  # the exit code matters most: try even after a failed write
-                self._guard(_write_status, self._dir, done)
+                self._guard(write_status, self._dir, done)
 
 
 def parse_event(line: str) -> Event | None:
@@ -231,13 +227,13 @@ def parse_event(line: str) -> Event | None:
 def read_events(store: Store, workspace: str) -> list[Event]:
     """Every event of the workspace's latest recorded build but its log lines (empty if none was recorded)."""
     try:
-        handle = open(_dir(store, workspace) / BUILD_LOG, encoding="utf-8", errors="replace")  # noqa: SIM115
+        handle = open(record_dir(store, workspace) / BUILD_LOG, encoding="utf-8", errors="replace")  # noqa: SIM115
     except OSError:
         return []
     events = []
     with handle:
         for line in handle:  # line by line: the log of a chatty build is large
-            event = parse_event(line) if len(line) <= _MAX_LINE else None
+            event = parse_event(line) if len(line) <= MAX_EVENT_LINE else None
             if event is not None and event.kind is not EventKind.STEP_LOG:
                 events.append(event)
     return events
@@ -259,183 +255,3 @@ def live_pid(store: Store, workspace: str) -> int | None:
     """The pid of the live process building ``workspace`` (from its record), or None."""
     status = read_status(store, workspace)
     return status.pid if status is not None and status.state != "finished" and status.alive else None
-
-
-# -- detach ------------------------------------------------------------------------------
-
-
-def start_detached(store: Store, workspace: str, argv: Sequence[str], *, timeout: float = 15.0) -> BuildStatus:
-    """Start ``pipex <argv>`` (a build without --detach) in the background, owning ``workspace``'s record.
-
-    Refused while a live build holds the workspace. Returns once the new
-    process has recorded itself (or has already finished).
-    """
-    # Two `build --detach` at the same moment: the lock makes the check and the
-    # start one step, so the second sees the first (starting or running) and is refused.
-    with store.lock(f"detach-{workspace}"):
-        return _start_detached(store, workspace, argv, timeout)
-
-
-def _start_detached(store: Store, workspace: str, argv: Sequence[str], timeout: float) -> BuildStatus:
-    from pipex.ops.workspaces import is_building
-
-    if is_building(store, workspace) or live_pid(store, workspace) is not None:
-        msg = f"a build of workspace '{workspace}' is already running; follow it with: pipex attach {workspace}"
-        raise UsageError(msg)
-    directory = _dir(store, workspace)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in (BUILD_LOG, BUILD_OUT):
-        with contextlib.suppress(OSError):
-            os.unlink(directory / name)
-    _write_status(directory, BuildStatus("starting", started_at=time.time(), detached=True))
-    out = open(directory / BUILD_OUT, "wb")  # noqa: SIM115 - handed to the child
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipex", *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, DETACHED_ENV: json.dumps({"store": str(store.root), "workspace": workspace})},
-            start_new_session=True,  # the terminal's Ctrl-C is not for it
-            close_fds=True,
-        )
-    finally:
-        out.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = read_status(store, workspace)
-        if status is not None and status.state != "starting" and status.pid == process.pid:
-            return status
-        if process.poll() is not None:
-            status = read_status(store, workspace)
-            if status is not None and status.pid == process.pid:
-                return status
-            return BuildStatus("finished", process.pid, exit_code=process.returncode, detached=True)
-        time.sleep(_POLL)
-    return BuildStatus("starting", process.pid, detached=True)
-
-
-# -- attach and cancel ---------------------------------------------------------------------
-
-
-_READ_CHUNK = 1 << 20
-_MAX_LINE = 8 << 20  # longer than any event pipex writes (a log line is cut at 1 MiB)
-
-
-def _lines(path: Path, stop: Callable[[], bool]) -> Iterator[str]:
-    """Complete lines of ``path`` from the start; follow it until ``stop()`` holds and nothing is left."""
-    handle = None
-    buffer = ""
-    try:
-        while True:
-            if handle is None:
-                try:
-                    handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
-                except FileNotFoundError:
-                    pass
-            # In chunks: a build log may be gigabytes, and memory must stay bounded.
-            chunk = handle.read(_READ_CHUNK) if handle is not None else ""
-            if chunk:
-                buffer += chunk
-                *done, buffer = buffer.split("\n")
-                yield from done
-                if len(buffer) > _MAX_LINE:
-                    buffer = ""  # not an event line pipex wrote: skip it rather than hold it
-                continue
-            # Decide to stop only after a read found nothing new: no line is lost.
-            if stop():
-                chunk = handle.read(_READ_CHUNK) if handle is not None else ""
-                if not chunk:
-                    if buffer:
-                        yield buffer
-                    return
-                buffer += chunk
-                continue
-            time.sleep(_POLL)
-    finally:
-        if handle is not None:
-            handle.close()
-
-
-@dataclass(frozen=True)
-class AttachResult:
-    """How an attached build ended: its exit code, and its own error lines when it ended without a summary."""
-
-    exit_code: int
-    errors: tuple[str, ...] = ()
-
-
-def attach(store: Store, workspace: str, on_line: Callable[[str], None], *, starting_timeout: float = 30.0) -> AttachResult:
-    """Replay the workspace's latest build log from the start, follow it until the build ends.
-
-    ``on_line`` gets each NDJSON line. Works the same after the build finished.
-    """
-    directory = _dir(store, workspace)
-    status = read_status(store, workspace)
-    if status is None and not (directory / BUILD_LOG).exists():
-        msg = f"no build of workspace '{workspace}' was recorded; start one with: pipex build --detach -w {workspace}"
-        raise UsageError(msg)
-    started = time.monotonic()
-
-    def ended() -> bool:
-        current = read_status(store, workspace)
-        if current is None:
-            return True
-        if current.state == "finished":
-            return True
-        if current.state == "starting":
-            return time.monotonic() - started > starting_timeout
-        return not current.alive
-
-    saw_end = interrupted = failed = False
-    for line in _lines(directory / BUILD_LOG, ended):
-        if not line.strip():
-            continue
-        event = parse_event(line)
-        if event is not None and event.kind in (EventKind.PIPELINE_FINISHED, EventKind.PIPELINE_FAILED):
-            saw_end = True
-            interrupted = bool(event.data.get("interrupted"))
-            failed = event.kind is EventKind.PIPELINE_FAILED
-        on_line(line)
-    final = read_status(store, workspace)
-    errors = tuple(log_tail(directory / BUILD_OUT)) if not saw_end else ()
-    if final is not None and final.state == "finished" and final.exit_code is not None:
-        return AttachResult(int(final.exit_code), errors)
-    if saw_end:
-        return AttachResult(130 if interrupted else 1 if failed else 0)
-    if final is not None and final.state == "starting":
-        return AttachResult(2, errors or ("the detached build did not start; see " + str(directory / BUILD_OUT),))
-    return AttachResult(1, errors or ("the build process ended without recording its exit code (killed?)",))
-
-
-def cancel(store: Store, workspace: str, *, timeout: float = 60.0) -> int:
-    """Stop the live build of ``workspace`` with SIGTERM and wait for it; return its recorded exit code.
-
-    The build removes every container it started, keeps finished steps and
-    records exit code 130.
-    """
-    status = read_status(store, workspace)
-    if status is None or status.state == "finished" or not status.alive:
-        from pipex.ops.workspaces import is_building
-
-        busy = " (a build holds it, but recorded no process: was it started through the Python API?)" if is_building(store, workspace) else ""
-        msg = f"no build of workspace '{workspace}' is running{busy}"
-        raise UsageError(msg)
-    assert status.pid is not None
-    try:
-        os.kill(status.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    except PermissionError as error:
-        msg = f"cannot stop the build of workspace '{workspace}' (pid {status.pid}): {error.strerror}"
-        raise PipexError(msg) from None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = read_status(store, workspace)
-        if current is not None and current.state == "finished" and current.pid == status.pid:
-            return int(current.exit_code if current.exit_code is not None else 130)
-        if not status.alive:
-            return 130
-        time.sleep(_POLL)
-    msg = f"the build of workspace '{workspace}' (pid {status.pid}) did not stop within {timeout:.0f}s"
-    raise PipexError(msg)

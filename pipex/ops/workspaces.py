@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipex.errors import LockBusyError, UsageError
+from pipex.store.locks import workspace_lock_name
 
 if TYPE_CHECKING:
     from pipex.store.store import Store
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = [
     "WorkspaceBusyError",
     "RemoveReport",
-    "lock_name",
     "is_building",
     "idle",
     "resolve_workspace",
@@ -48,15 +48,10 @@ class RemoveReport:
     gc: Any = None  # pipex.store.GcReport when ``clean`` collected
 
 
-def lock_name(workspace: str) -> str:
-    """The named store lock a build of ``workspace`` holds (see pipex.api)."""
-    return f"workspace-{workspace}"
-
-
 def is_building(store: Store, workspace: str) -> bool:
     """True if a live process holds ``workspace``'s build lock right now."""
     try:
-        with store.lock(lock_name(workspace), blocking=False):
+        with store.lock(workspace_lock_name(workspace), blocking=False):
             return False
     except LockBusyError:
         return True
@@ -69,7 +64,7 @@ def idle(store: Store, workspaces: Sequence[str], doing: str) -> Iterator[None]:
         busy = []
         for name in sorted(set(workspaces)):
             try:
-                stack.enter_context(store.lock(lock_name(name), blocking=False))
+                stack.enter_context(store.lock(workspace_lock_name(name), blocking=False))
             except LockBusyError:
                 busy.append(name)
         if busy:

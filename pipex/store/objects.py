@@ -123,9 +123,10 @@ class ObjectDB:
 
     def path(self, oid: str, executable: bool = False) -> Path:
         """Where object ``oid`` lives (its ``.x`` variant when ``executable``)."""
-        return self.root / oid[:2] / (oid[2:] + (".x" if executable else ""))
+        return Path(os.fsdecode(self._path_b(oid, executable)))
 
     def _path_b(self, oid: str, executable: bool) -> bytes:
+        """THE object path rule (bytes, for the hot paths): ``objects/<oid[:2]>/<oid[2:]>[.x]``."""
         return b"%s/%s/%s%s" % (self._root_b, oid[:2].encode(), oid[2:].encode(), b".x" if executable else b"")
 
     def _ensure_prefix(self, oid: str) -> None:

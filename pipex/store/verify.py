@@ -318,7 +318,7 @@ def _repair(
     for key in corrupt_objects:
         (quarantine / "objects").mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
-            os.rename(root / "objects" / key[:2] / key[2:], quarantine / "objects" / key)
+            os.rename(store.objects.path(key.removesuffix(".x"), key.endswith(".x")), quarantine / "objects" / key)
             quarantined += 1
     return VerifyReport(
         objects=report.objects,

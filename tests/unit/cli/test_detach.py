@@ -118,7 +118,7 @@ def test_live_lines_of_a_replayed_build_show_the_true_elapsed_time() -> None:
 
 
 def test_show_marks_the_steps_a_live_build_runs(pipex, seed, store) -> None:
-    from pipex.ops.workspaces import lock_name
+    from pipex.store.locks import workspace_lock_name as lock_name
 
     seed.run("demo", "a", {"x": "1"})
     recorder = BuildRecorder(store, "demo")

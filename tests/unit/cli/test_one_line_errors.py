@@ -100,7 +100,7 @@ def test_docker_host_pointing_at_something_else_is_one_line_exit_2(tmp_path: Pat
 
 
 def test_following_a_huge_build_log_keeps_memory_bounded(tmp_path: Path) -> None:
-    from pipex.ops.record import _lines
+    from pipex.ops.detached import _lines
 
     log = tmp_path / "build.ndjson"
     line = '{"event":"STEP_LOG","step":"s","line":"' + "x" * 80 + '"}\n'

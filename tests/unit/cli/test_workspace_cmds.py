@@ -6,7 +6,7 @@ import json
 
 from conftest import Seeder
 
-from pipex.ops.workspaces import lock_name
+from pipex.store.locks import workspace_lock_name as lock_name
 
 
 def test_rm_removes_workspaces_and_gc_then_frees_their_runs(pipex, seed) -> None:

@@ -85,7 +85,7 @@ def test_golden_fingerprint_is_stable() -> None:
 
 def test_fingerprint_is_the_same_in_another_process() -> None:
     code = (
-        "import sys; sys.path.insert(0, 'tests/unit');"
+        "import sys; sys.path.insert(0, 'tests/unit/engine');"
         "from test_fingerprint import _doc, _step;"
         "from pipex.engine.fingerprint import fingerprint_of;"
         "print(fingerprint_of(_doc(_step())))"
@@ -93,7 +93,7 @@ def test_fingerprint_is_the_same_in_another_process() -> None:
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert out.stdout.strip() == fingerprint_of(_doc(_step()))
 
