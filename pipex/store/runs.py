@@ -103,7 +103,7 @@ class RunMeta:
     bytes: int = 0
     files: int = 0
     pipex_version: str | None = None
-    format: int = META_FORMAT
+    format: int = field(default=META_FORMAT, compare=False)  # the format it was read in
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
