@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipex.errors import PipexError, UsageError
+from pipex.store.links import Kind, Outcome, walk_path
 from pipex.store.runs import RunMeta
 from pipex.ops.workspaces import is_building, resolve_step, resolve_workspace
 
 if TYPE_CHECKING:
     from pipex.store.store import Store
+    from pipex.store.trees import Tree, TreeEntry
 
 __all__ = [
     "StepState",
@@ -41,7 +43,6 @@ __all__ = [
     "export",
 ]
 
-_MAX_LINK_HOPS = 40
 
 
 class StepState(str, Enum):
@@ -241,50 +242,35 @@ def _show(path: bytes) -> str:
     return show_path(path)
 
 
-def _resolve(tree: Any, path: bytes, *, follow_last: bool = True) -> tuple[bytes, Any]:
+def _resolve(tree: Tree, path: bytes, *, follow_last: bool = True) -> tuple[bytes, TreeEntry | None]:
     """Resolve ``path`` inside ``tree`` like the kernel would in a checkout; return (real path, entry).
 
     The root is ``(b"", None)``. Links are followed only while they stay in
-    the tree: an absolute target or one climbing above the root raises
-    LinkEscapeError; a missing name raises UsageError.
+    the tree (``pipex.store.links``): an absolute target or one climbing above
+    the root raises LinkEscapeError; a missing name raises UsageError.
     """
-    resolved: list[bytes] = []
-    todo = list(reversed(path.split(b"/")))
-    hops = 0
-    entry = None
-    via: bytes | None = None
-    via_target: bytes | None = None
-    while todo:
-        part = todo.pop()
-        if part in (b"", b"."):
-            continue
-        if part == b"..":
-            if not resolved:
-                raise _escape(path, via, via_target)
-            resolved.pop()
-            entry = tree.get(b"/".join(resolved)) if resolved else None
-            continue
-        if entry is not None and entry.type.value != "dir":
-            msg = f"'{_show(path)}': '{_show(b'/'.join(resolved))}' is not a directory"
-            raise UsageError(msg)
-        resolved.append(part)
-        entry = tree.get(b"/".join(resolved))
+
+    def kind_of(parts: tuple[bytes, ...]) -> tuple[Kind, bytes | None] | None:
+        entry = tree.get(b"/".join(parts))
         if entry is None:
-            msg = f"no '{_show(path)}' in the output"
-            raise UsageError(msg)
-        if entry.type.value == "link" and (todo or follow_last):
-            hops += 1
-            if hops > _MAX_LINK_HOPS:
-                msg = f"'{_show(path)}': too many levels of links"
-                raise LinkEscapeError(msg)
-            target = entry.target or b""
-            via, via_target = b"/".join(resolved), target
-            if target.startswith(b"/"):
-                raise _escape(path, via, target)
-            resolved.pop()
-            entry = tree.get(b"/".join(resolved)) if resolved else None
-            todo.extend(reversed(target.split(b"/")))
-    return b"/".join(resolved), entry
+            return None
+        kind = {"dir": Kind.DIR, "link": Kind.LINK}.get(entry.type.value, Kind.FILE)
+        return kind, entry.target
+
+    walk = walk_path((), path, kind_of, follow_last=follow_last, stop_at_missing=True)
+    if walk.outcome in (Outcome.ESCAPES, Outcome.ABSOLUTE):
+        raise _escape(path, walk.via, walk.via_target)
+    if walk.outcome in (Outcome.LOOPS, Outcome.CYCLE):
+        msg = f"'{_show(path)}': too many levels of links"
+        raise LinkEscapeError(msg)
+    if walk.not_dir is not None:
+        msg = f"'{_show(path)}': '{_show(walk.not_dir)}' is not a directory"
+        raise UsageError(msg)
+    if walk.missing is not None:
+        msg = f"no '{_show(path)}' in the output"
+        raise UsageError(msg)
+    resolved = b"/".join(walk.parts)
+    return resolved, tree.get(resolved) if walk.parts else None
 
 
 def _escape(path: bytes, via: bytes | None, target: bytes | None = None) -> LinkEscapeError:

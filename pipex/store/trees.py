@@ -41,6 +41,7 @@ from typing import Any
 
 from pipex.errors import StoreCorruptError, UnsafeOutputError
 from pipex.store._fs import show_path
+from pipex.store.links import Kind, Outcome, walk_path
 from pipex.store.objects import hash_bytes, is_oid
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
 
 TREE_FORMAT = 1
 _PERM = 0o777
-_MAX_LINK_HOPS = 40  # what Linux allows before ELOOP
 
 
 class EntryType(enum.Enum):
@@ -163,12 +163,7 @@ def scan_output(root: bytes) -> Scan:
 
 
 def check_link(root: bytes, relpath: bytes, target: bytes) -> None:
-    """Refuse a symlink whose target is absolute or resolves outside ``root``.
-
-    Resolution follows the links *inside* the output, component by component,
-    as the kernel would once it is checked out: ``d -> .`` then
-    ``l -> d/../x`` leaves the root although ``d/../x`` looks harmless.
-    """
+    """Refuse a symlink whose target is absolute or resolves outside ``root`` (``pipex.store.links``)."""
 
     def refuse(why: str) -> UnsafeOutputError:
         msg = (
@@ -181,44 +176,24 @@ def check_link(root: bytes, relpath: bytes, target: bytes) -> None:
         raise refuse("is absolute")
     if not target:
         raise refuse("is empty")
-    parts = relpath.split(b"/")[:-1]
-    todo = list(reversed(target.split(b"/")))
-    exists = True
-    hops = 0
-    seen: set[tuple[tuple[bytes, ...], tuple[bytes, ...]]] = set()
-    while todo:
-        part = todo.pop()
-        if part in (b"", b"."):
-            continue
-        if part == b"..":
-            if not parts:
-                raise refuse("points outside the output")
-            parts.pop()
-            continue
-        parts.append(part)
-        if not exists:
-            continue
+
+    def kind_of(parts: tuple[bytes, ...]) -> tuple[Kind, bytes | None] | None:
         here = os.path.join(root, *parts)
         try:
             st = os.lstat(here)
         except (FileNotFoundError, NotADirectoryError):
-            exists = False  # dangling inside the output is harmless
-            continue
+            return None  # dangling inside the output is harmless
         if stat.S_ISLNK(st.st_mode):
-            state = (tuple(parts), tuple(todo))
-            if state in seen:
-                # A true cycle (a -> b -> a): the kernel answers ELOOP and the
-                # link never resolves, let alone leaves the output. Keep it.
-                return
-            seen.add(state)
-            hops += 1
-            if hops > _MAX_LINK_HOPS:
-                raise refuse("loops")
-            inner = os.readlink(here)
-            if inner.startswith(b"/"):
-                raise refuse("goes through an absolute link")
-            parts.pop()
-            todo.extend(reversed(inner.split(b"/")))
+            return Kind.LINK, os.readlink(here)
+        return (Kind.DIR if stat.S_ISDIR(st.st_mode) else Kind.FILE), None
+
+    walk = walk_path(tuple(relpath.split(b"/")[:-1]), target, kind_of)
+    if walk.outcome is Outcome.ESCAPES:
+        raise refuse("points outside the output")
+    if walk.outcome is Outcome.ABSOLUTE:
+        raise refuse("goes through an absolute link")
+    if walk.outcome is Outcome.LOOPS:
+        raise refuse("loops")
 
 
 _TYPES = {t.value: t for t in EntryType}
