@@ -89,7 +89,7 @@ class BuildStatus:
     @property
     def alive(self) -> bool:
         """True while the recorded process still runs (pid reuse does not count)."""
-        from pipex.store._fs import process_alive
+        from pipex.store.owners import process_alive
 
         return self.pid is not None and process_alive(self.pid, self.start_time)
 
@@ -137,7 +137,7 @@ def write_status(directory: Path, status: BuildStatus) -> None:
 
 
 def _me(detached: bool, state: str = "running") -> BuildStatus:
-    from pipex.store._fs import process_start_time
+    from pipex.store.owners import process_start_time
 
     pid = os.getpid()
     return BuildStatus(state, pid, process_start_time(pid), started_at=time.time(), detached=detached)

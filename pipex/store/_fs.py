@@ -8,7 +8,7 @@ import functools
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipex.errors import StoreError
@@ -26,8 +26,7 @@ __all__ = [
     "file_kind",
     "copy_fd",
     "copy_file",
-    "process_start_time",
-    "process_alive",
+    "rename_into_place",
     "store_errors",
     "show_path",
 ]
@@ -123,10 +122,19 @@ def write_temp(data: bytes, tmp_dir: Path | str, *, mode: int = 0o444, sync: boo
     return tmp
 
 
-def write_atomic(dest: Path, data: bytes, tmp_dir: Path, *, mode: int = 0o444) -> None:
-    """Write ``data`` to ``dest`` so a reader sees all of it or nothing: temp + fsync + rename."""
-    tmp = write_temp(data, tmp_dir, mode=mode)
+def write_atomic(
+    dest: Path, data: bytes, tmp_dir: Path | str, *, mode: int = 0o444, durable: Callable[[], None] | None = None
+) -> None:
+    """Write ``data`` to ``dest`` so a reader sees all of it or nothing: temp + fsync + rename.
+
+    ``durable`` replaces the temp file's fsync: a caller that must make more
+    than this file durable first (ingest: the objects the tree names) does it
+    in one ``syncfs``.
+    """
+    tmp = write_temp(data, tmp_dir, mode=mode, sync=durable is None)
     try:
+        if durable is not None:
+            durable()
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -156,6 +164,17 @@ def copy_fd(src: int, dst: int) -> int:
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def rename_into_place(tmp: Path | str, dest: Path | str) -> bool:
+    """Rename the complete directory ``tmp`` to ``dest``; False when another process put one there first."""
+    try:
+        os.rename(tmp, dest)
+    except OSError as error:
+        if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        return False
+    return True
 
 
 def copy_file(src: bytes, dest: bytes, mode: int) -> None:
@@ -328,38 +347,6 @@ def file_kind(mode: int) -> str:
     if stat.S_ISLNK(mode):
         return "a symlink"
     return "a file"
-
-
-def process_start_time(pid: int) -> int | None:
-    """Return the start time of ``pid`` in clock ticks since boot (Linux), or None if unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and ')'; fields after the last ')' are fixed.
-    fields = data[data.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def process_alive(pid: int, start_time: int | None) -> bool:
-    """True if process ``pid`` exists and (when known) started at ``start_time``: pid reuse is not life."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's live process
-    if start_time:
-        current = process_start_time(pid)
-        if current is not None and current != start_time:
-            return False
-    return True
 
 
 def show_path(path: bytes | str) -> str:

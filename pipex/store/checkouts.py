@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipex.errors import StoreError
-from pipex.store._fs import copy_file, rmtree, show_path, store_errors, syncfs
+from pipex.store._fs import copy_file, rename_into_place, rmtree, show_path, store_errors, syncfs
 from pipex.store.owners import owner_token
 from pipex.store.trees import EntryType, Tree
 
@@ -37,13 +37,8 @@ def checkout(store: Store, tree_id: str) -> Path:
             try:
                 _materialise(store, tree, os.fsencode(tmp))
                 syncfs(tmp)  # a checkout found after a power cut must be whole
-                try:
-                    os.rename(tmp, dest)
-                except OSError as error:
-                    if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                        raise
-                    # Another process checked out the same tree first: use theirs.
-                else:
+                # Another process may have checked out the same tree first: then use theirs.
+                if rename_into_place(tmp, dest):
                     os.chmod(dest, 0o555)
             finally:
                 rmtree(tmp)

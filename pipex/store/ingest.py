@@ -7,7 +7,6 @@ names only durable objects. Nothing is changed if the output is refused
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipex.errors import StoreError
-from pipex.store._fs import fsync_dir, store_errors, syncfs, write_temp
+from pipex.store._fs import store_errors, syncfs, write_atomic
 from pipex.store.trees import EntryType, TreeEntry, encode_tree, scan_output
 
 if TYPE_CHECKING:
@@ -69,12 +68,4 @@ def _write_tree(store: Store, tree_id: str, data: bytes) -> None:
         path.parent.mkdir(exist_ok=True)
     # One syncfs makes the objects just moved in *and* the tree's temp file
     # durable (one journal commit); only then may the tree's name appear.
-    tmp = write_temp(data, store.tmpdir(), sync=False)
-    try:
-        syncfs(store.root / "objects")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    write_atomic(path, data, store.tmpdir(), durable=lambda: syncfs(store.root / "objects"))

@@ -9,9 +9,49 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipex.store._fs import process_alive, process_start_time, rmtree
+from pipex.store._fs import rmtree
 
-__all__ = ["owner_token", "owner_alive", "container_owner_lives", "parse_staging_owner", "ProcessTmp"]
+__all__ = [
+    "process_start_time",
+    "process_alive",
+    "owner_token",
+    "owner_alive",
+    "container_owner_lives",
+    "parse_staging_owner",
+    "ProcessTmp",
+]
+
+
+def process_start_time(pid: int) -> int | None:
+    """Return the start time of ``pid`` in clock ticks since boot (Linux), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and ')'; fields after the last ')' are fixed.
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int, start_time: int | None) -> bool:
+    """True if process ``pid`` exists and (when known) started at ``start_time``: pid reuse is not life."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's live process
+    if start_time:
+        current = process_start_time(pid)
+        if current is not None and current != start_time:
+            return False
+    return True
 
 
 def owner_token() -> str:

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipex.errors import RunNotFoundError, StoreCorruptError, StoreError
-from pipex.store._fs import copy_file, exchange, fsync_dir, read_regular_file, rmtree, store_errors, syncfs, write_temp
+from pipex.store._fs import copy_file, exchange, fsync_dir, rename_into_place, read_regular_file, rmtree, store_errors, syncfs, write_temp
 from pipex.store.owners import owner_token
 
 if TYPE_CHECKING:
@@ -286,12 +286,7 @@ def record_run(store: Store, run_id: str, meta: RunMeta, logs_dir: Path | None, 
             if dest.exists():
                 # A damaged run of this id (checked above): move it aside, keep the new one.
                 rmtree(store.retire(dest))
-            try:
-                os.rename(tmp, dest)
-            except OSError as error:
-                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-            else:
+            if rename_into_place(tmp, dest):
                 fsync_dir(dest.parent)
         finally:
             rmtree(tmp)

@@ -36,7 +36,6 @@ from pipex.errors import StoreCorruptError, StoreError
 from pipex.store import checkouts, ingest, locks, refs, runs
 from pipex.store.ingest import IngestResult
 from pipex.store._fs import (
-    process_alive,
     read_regular_file,
     rmtree,
     show_path,
@@ -44,7 +43,7 @@ from pipex.store._fs import (
     write_atomic,
 )
 from pipex.store.objects import ObjectDB, is_oid
-from pipex.store.owners import ProcessTmp, owner_token, parse_staging_owner
+from pipex.store.owners import ProcessTmp, owner_token, parse_staging_owner, process_alive
 from pipex.store.refs import check_name
 from pipex.store.runs import RunMeta, RunRecord, check_run_id, load_meta
 from pipex.store.trees import Tree, TreeEntry, decode_tree

@@ -176,7 +176,7 @@ def test_disk_full_during_ingest_is_one_line_error_and_store_stays_valid(
     store: Store, make_output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pipex.store.verify import verify
-    from pipex.store import ingest as store_module
+    from pipex.store import _fs as store_module
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

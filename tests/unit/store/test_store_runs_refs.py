@@ -15,7 +15,7 @@ import pytest
 
 from pipex.errors import LockBusyError, StoreCorruptError, StoreError
 from pipex.store import RunNotFoundError, Store, default_root
-from pipex.store._fs import process_start_time
+from pipex.store.owners import process_start_time
 from pipex.store.runs import RunMeta
 
 
