@@ -16,7 +16,7 @@ from pipex.cli.main import _register_commands, app, report_error
 from pipex.errors import PipexError
 from pipex.store import Store
 from pipex.store.trees import EntryType, TreeEntry, encode_tree
-from pipex.store.runs import RunMeta
+from pipex.store.runs import RunMeta, RunStatus
 
 
 @dataclass
@@ -102,26 +102,26 @@ class Seeder:
         (logs / "stderr.log").write_text(stderr)
         finished = finished_at or time.time()
         run_id = f"{step}{self.count:04d}" + ("" if status == "succeeded" else f"-failed-{self.count}")
-        meta = {
-            "step": step,
-            "workspace": workspace,
-            "status": status,
-            "fingerprint": run_id,
-            "fingerprint_doc": {"cmd": ["sh", "-c", "true"]},
-            "image_ref": "pipex-test/busybox:1",
-            "image_id": "sha256:abc",
-            "cmd": ["sh", "-c", "true"],
-            "exit_code": 0 if status == "succeeded" else 3,
-            "started_at": finished - 1.5,
-            "finished_at": finished,
-            "duration_ms": 1500,
-            "attempts": 1,
-            "output_tree": tree,
-            "bytes": size,
-            "files": count,
-            "pipex_version": "test",
-        }
-        self.store.record_run(run_id, RunMeta.from_dict(meta), logs)
+        meta = RunMeta(
+            step=step,
+            workspace=workspace,
+            status=RunStatus(status),
+            fingerprint=run_id,
+            fingerprint_doc={"cmd": ["sh", "-c", "true"]},
+            image_ref="pipex-test/busybox:1",
+            image_id="sha256:abc",
+            cmd=("sh", "-c", "true"),
+            exit_code=0 if status == "succeeded" else 3,
+            started_at=finished - 1.5,
+            finished_at=finished,
+            duration_ms=1500,
+            attempts=1,
+            output_tree=tree,
+            bytes=size,
+            files=count,
+            pipex_version="test",
+        )
+        self.store.record_run(run_id, meta, logs)
         self.store.set_ref(workspace, step, run_id, kind="steps" if status == "succeeded" else "failed")
         return run_id
 
