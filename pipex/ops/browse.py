@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipex.errors import PipexError, UsageError
 from pipex.store.links import Kind, Outcome, walk_path
-from pipex.store.runs import RunMeta
+from pipex.store.runs import RunMeta, RunRecord
 from pipex.ops.workspaces import is_building, resolve_step, resolve_workspace
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def list_workspaces(store: Store) -> list[WorkspaceSummary]:
     return out
 
 
-def find_run(store: Store, workspace: str | None, step: str, run: str | None = None, *, succeeded: bool = False) -> Any:
+def find_run(store: Store, workspace: str | None, step: str, run: str | None = None, *, succeeded: bool = False) -> RunRecord:
     """The RunRecord to look at: ``run`` (an id or a unique prefix), else the step's latest run.
 
     With ``succeeded``, the latest means the current successful run (the one
@@ -224,7 +224,7 @@ def _expand_run_id(store: Store, run: str) -> str:
     raise UsageError(msg)
 
 
-def log_paths(run: Any, stream: str) -> list[tuple[str, Path]]:
+def log_paths(run: RunRecord, stream: str) -> list[tuple[str, Path]]:
     """``[(stream, path)]`` of a run's logs for ``stream`` (stdout, stderr or both)."""
     if stream not in ("stdout", "stderr", "both"):
         msg = f"unknown log stream '{stream}': use stdout, stderr or both"
@@ -279,7 +279,7 @@ def _escape(path: bytes, via: bytes | None, target: bytes | None = None) -> Link
     return LinkEscapeError(msg)
 
 
-def _item(entry: Any, prefix: bytes) -> TreeItem:
+def _item(entry: TreeEntry, prefix: bytes) -> TreeItem:
     rel = entry.path[len(prefix) + 1 :] if prefix else entry.path
     return TreeItem(
         path=_show(rel),
@@ -321,7 +321,7 @@ def _chunks(fd: int) -> Iterator[bytes]:
         yield from iter(lambda: handle.read(1 << 16), b"")
 
 
-def _check_links(tree: Any) -> None:
+def _check_links(tree: Tree) -> None:
     for entry in tree.entries:
         if entry.type.value == "link":
             try:

@@ -9,16 +9,17 @@ means no build can start on it half way through the removal.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipex.errors import LockBusyError, UsageError
 from pipex.store.locks import workspace_lock_name
 
 if TYPE_CHECKING:
+    from pipex.store.gc import GcReport
     from pipex.store.store import Store
 
 __all__ = [
@@ -45,7 +46,7 @@ class RemoveReport:
 
     workspaces: tuple[str, ...] = ()
     refs: tuple[str, ...] = ()
-    gc: Any = None  # pipex.store.GcReport when ``clean`` collected
+    gc: GcReport | None = None  # when ``clean`` collected
 
 
 def is_building(store: Store, workspace: str) -> bool:
@@ -137,7 +138,7 @@ def remove_orphan_containers(store: Store, workspaces: Sequence[str]) -> int:
 
     names = set(workspaces)
 
-    def keep(labels: Any) -> bool:
+    def keep(labels: Mapping[str, str]) -> bool:
         workspace = str(labels.get("pipex.workspace", ""))
         mine = workspace in names or workspace.split(".exec-", 1)[0] in names
         return not mine or container_owner_lives(labels) is True
