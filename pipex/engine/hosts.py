@@ -82,8 +82,8 @@ class HostHasher:
     """Hashes host paths of one project through a persistent stat cache.
 
     Create one per process and project; call ``save()`` when done (the
-    planner and runner do). ``last`` keeps the trees hashed in this process
-    so the runner can ``recheck`` them after a step ran.
+    planner and the job runner do). ``last`` keeps the trees hashed in this process
+    so ``changed_host_files`` can re-check them after a step ran.
     """
 
     def __init__(self, project_root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> None:

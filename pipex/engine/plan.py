@@ -1,13 +1,13 @@
 """The planner: targets -> steps in topological order, each cached, run (and why), pending or skipped.
 
 Like ninja's Plan, this module decides *what* is dirty and why and never runs
-anything; ``pipex plan`` and ``build --dry-run`` print a ``Plan``, the runner
+anything; ``pipex plan`` and ``build --dry-run`` print a ``Plan``, the scheduler
 executes it. A step is decided in topological order:
 
 1. its ``if:`` condition is false -> SKIPPED;
 2. a required input is SKIPPED -> SKIPPED (``optional`` inputs do not block);
 3. an input will RUN or is PENDING -> PENDING: its fingerprint needs that
-   input's output tree, known only after it ran (the runner then calls
+   input's output tree, known only after it ran (the scheduler then calls
    ``Planner.decide`` -- the one place fingerprints are computed);
 4. otherwise the fingerprint is computed; a run with that id in the store ->
    CACHED (from any workspace: the store is shared), else RUN, with reasons
@@ -138,7 +138,7 @@ def resolve_step(
 class Planner:
     """Holds what deciding steps needs -- store, workspace, images, host hasher -- for plan and runner alike.
 
-    ``plan()`` decides every selected step; the runner calls ``decide()`` for a
+    ``plan()`` decides every selected step; the scheduler calls ``decide()`` for a
     PENDING step once its inputs' trees are known, so both use one code path.
     """
 
@@ -236,7 +236,7 @@ class Planner:
 
         ``input_trees`` maps each input to its output tree (``None``: an optional
         input that was skipped or failed). ``image_id`` defaults to the one the
-        image rule found; the runner passes it after pulling a missing image.
+        image rule found; the scheduler passes it after pulling a missing image.
         """
         step = self._steps[step_id]
         if image_id is None:

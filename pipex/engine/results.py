@@ -71,4 +71,4 @@ class BuildOptions:
 
 
 class StepInterrupted(Exception):
-    """Raised by ``Runner.execute`` when the build is being cancelled."""
+    """Raised by ``JobRunner.execute`` when the build is being cancelled."""

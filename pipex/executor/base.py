@@ -55,7 +55,7 @@ class NetworkConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Invocation:
-    """Everything needed to run one step in one container; built by the runner."""
+    """Everything needed to run one step in one container; built by ``pipex.engine.invocation``."""
 
     step_id: str
     image: str  # a reference or an image id ("sha256:…"); an id skips one lookup

@@ -1,6 +1,6 @@
 """The ``if:`` expression language: parsed into a small whitelisted AST, never ``eval``-ed.
 
-What ``env`` is: the mapping the runner passes to :meth:`Condition.evaluate` —
+What ``env`` is: the mapping the planner passes to :meth:`Condition.evaluate` —
 the host process environment overlaid with the ``--env-file`` values (not the
 step's own ``env``, which is fixed in the file and would make conditions
 pointless). Accepted, as in the original pipex:

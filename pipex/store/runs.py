@@ -3,7 +3,7 @@
 A run directory is assembled in staging (meta.json written and fsynced, logs
 moved in) and renamed into ``runs/`` in one step, so a reader sees a
 complete run or none. ``run_id`` is the step's fingerprint for a successful
-run; the runner picks other ids for failed or unstable runs.
+run; failed and unstable runs get other ids (``run_id_for``).
 
 ``meta.json`` is owned by :class:`RunMeta`, its only writer and reader. The
 store itself follows one key, ``output_tree`` (a tree id), which gc marks and

@@ -213,7 +213,7 @@ def kill_processes(api: Any, container_id: str, owner: tuple[int, int] | None, p
 
 
 def enter_phase(inv: Invocation, phase: Phase) -> None:
-    """Tell the runner a phase begins (for progress and the build timeline)."""
+    """Tell the engine a phase begins (for progress and the build timeline)."""
     if inv.on_phase is not None:
         inv.on_phase(phase)
 
