@@ -28,7 +28,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from pipex.errors import PipexError, StoreCorruptError
-from pipex.engine.explain import explain
 from pipex.engine.fingerprint import fingerprint_of, host_paths, step_document
 from pipex.engine.hosts import HostHasher
 from pipex.engine.images import ImageResolver, ImageRule
@@ -272,6 +271,8 @@ class Planner:
         elif previous_id == fingerprint:
             reasons = ["previous run was removed"]
         else:
+            from pipex.engine.explain import explain  # only a step that runs needs a reason
+
             previous_doc = previous_meta.fingerprint_doc if previous_meta else None
             reasons = self._failed_last(step_id, previous_meta, fingerprint, document) or explain(
                 previous_doc, document, host_hasher=self.host_hasher
@@ -298,6 +299,7 @@ class Planner:
         else:
             why = str(failed.message or "failed").split(";")[0]
         reasons = [f"last run failed ({why})"]
+        from pipex.engine.explain import explain
         if failed.fingerprint != fingerprint and failed.fingerprint_doc is not None:
             reasons += explain(failed.fingerprint_doc, document, host_hasher=self.host_hasher)
         return reasons

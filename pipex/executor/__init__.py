@@ -1,27 +1,5 @@
-"""How one step runs in a container: the contract here, the Docker engine in ``docker.py`` (imported lazily)."""
+"""How one step runs in a container: the contract in ``base``, the Docker engine in ``docker/`` (imported lazily).
 
-from pipex.executor.base import (
-    CANCELLED_EXIT_CODE,
-    TIMEOUT_EXIT_CODE,
-    ExecutionResult,
-    Executor,
-    Invocation,
-    Mount,
-    NetworkConfig,
-    Phase,
-    SecretFile,
-)
-from pipex.executor.network import detect_network_config
-
-__all__ = [
-    "CANCELLED_EXIT_CODE",
-    "TIMEOUT_EXIT_CODE",
-    "ExecutionResult",
-    "Executor",
-    "Invocation",
-    "Mount",
-    "NetworkConfig",
-    "Phase",
-    "SecretFile",
-    "detect_network_config",
-]
+Nothing is imported here: a plan reaches ``image_ids`` without paying for
+``base`` or ``network``.
+"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipex._lazy import lazy_exports
 from pipex.store.objects import hash_bytes, hash_file
 from pipex.store.runs import RunMeta, RunNotFoundError, RunRecord, RunStatus, run_id_for
-from pipex.store.store import IngestResult, Store, default_root
+from pipex.store.store import Store, default_root
 from pipex.store.trees import EntryType, Tree, TreeEntry, UnsafeOutputError
 
 # NOTE: the verbs gc, prune and verify are *not* re-exported here: their
@@ -15,6 +15,7 @@ from pipex.store.trees import EntryType, Tree, TreeEntry, UnsafeOutputError
 # order). Import them from their modules: ``from pipex.store.gc import gc``.
 # Their report types are lazy: a no-op plan never needs them (~20 ms).
 _LAZY = {
+    "IngestResult": "pipex.store.ingest",
     "GcReport": "pipex.store.gc",
     "PruneReport": "pipex.store.gc",
     "VerifyReport": "pipex.store.verify",

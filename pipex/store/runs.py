@@ -132,38 +132,53 @@ class RunMeta:
     def from_dict(cls, doc: Mapping[str, Any], run_id: str = "?") -> RunMeta:
         """Read a ``meta.json`` object of any format: missing keys get defaults, unknown ones go to ``extra``.
 
-        Raises StoreCorruptError when a key the store follows has the wrong type.
+        A value of the wrong type is read as its default (a reader never fails
+        on one), except ``output_tree``, which the store follows: then
+        StoreCorruptError.
         """
-        known = {item.name for item in fields(cls)} - {"extra"}
-        values: dict[str, Any] = {}
-        for name in known & set(doc):
-            values[name] = doc[name]
-        tree = values.get("output_tree")
-        if tree is not None and not isinstance(tree, str):
-            msg = f"run {run_id} is damaged (output_tree is not a string)"
-            raise StoreCorruptError(msg)
-        values["format"] = doc.get("format", 1)
-        try:
-            values["status"] = RunStatus(values.get("status", RunStatus.SUCCEEDED))
-        except ValueError:
-            values["status"] = RunStatus.FAILED
+        # NOTE: a no-op plan of 10,000 steps reads 10,000 of these: one pass
+        # over the keys with exact-type checks, and the instance filled
+        # directly (a frozen dataclass's __init__ costs ~3 us for 23 fields).
+        values = dict(_DEFAULTS)
+        extra: dict[str, Any] = {}
+        for name, value in doc.items():
+            kinds = _KINDS.get(name)
+            if kinds is None:
+                extra[name] = value
+            elif type(value) in kinds:
+                values[name] = value
+            elif name == "output_tree":
+                msg = f"run {run_id} is damaged (output_tree is not a string)"
+                raise StoreCorruptError(msg)
+        status = values["status"]
+        values["status"] = RunStatus.SUCCEEDED if status == "succeeded" else RunStatus.FAILED
         for name in ("cmd", "setup_cmd"):
-            if isinstance(values.get(name), list):
-                values[name] = tuple(str(word) for word in values[name])
-            elif name in values and values[name] is not None:
-                values.pop(name)
-        if not isinstance(values.get("fingerprint_doc"), (Mapping, type(None))):
-            values.pop("fingerprint_doc")
-        for name, kind in (("duration_ms", int), ("attempts", int), ("retries", int), ("bytes", int), ("files", int)):
-            if name in values and (not isinstance(values[name], (int, float)) or isinstance(values[name], bool)):
-                values.pop(name)
-            elif name in values:
-                values[name] = kind(values[name])
-        for name in ("started_at", "finished_at"):
-            if name in values and (not isinstance(values[name], (int, float)) or isinstance(values[name], bool)):
-                values.pop(name)
-        extra = {key: value for key, value in doc.items() if key not in known}
-        return cls(**values, extra=extra)
+            words = values[name]
+            if type(words) is list:
+                values[name] = tuple(w if type(w) is str else str(w) for w in words)
+        for name in ("duration_ms", "attempts", "retries", "bytes", "files"):
+            values[name] = int(values[name])
+        values["format"] = doc.get("format", 1) if type(doc.get("format", 1)) is int else 1
+        values["extra"] = extra
+        meta = object.__new__(cls)
+        meta.__dict__.update(values)
+        return meta
+
+
+_NONE = type(None)
+_NUMBER = (int, float)
+#: The exact JSON types each key may have; anything else reads as its default.
+_KINDS: dict[str, tuple[type, ...]] = {
+    "step": (str, _NONE), "workspace": (str, _NONE), "status": (str,), "fingerprint": (str, _NONE),
+    "fingerprint_doc": (dict, _NONE), "image_ref": (str, _NONE), "image_id": (str, _NONE),
+    "cmd": (list,), "setup_cmd": (list, _NONE), "exit_code": (int, _NONE), "timed_out": (bool,),
+    "message": (str, _NONE), "started_at": (*_NUMBER, _NONE), "finished_at": (*_NUMBER, _NONE),
+    "duration_ms": _NUMBER, "attempts": _NUMBER, "retries": _NUMBER, "output_tree": (str, _NONE),
+    "bytes": _NUMBER, "files": _NUMBER, "pipex_version": (str, _NONE), "format": (int,),
+}
+_DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(RunMeta) if item.name != "extra"}
+_DEFAULTS["status"] = "succeeded"  # converted to RunStatus with the value read
+assert set(_KINDS) == set(_DEFAULTS), "every RunMeta field has its JSON types"
 
 
 def run_id_for(fingerprint: str, status: RunStatus, finished_at: float, *, unstable: bool = False) -> str:

@@ -30,11 +30,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from pipex.errors import StoreCorruptError, StoreError
-from pipex.store import checkouts, ingest, locks, refs, runs
-from pipex.store.ingest import IngestResult
+from pipex.store import locks, refs, runs
 from pipex.store._fs import (
     read_regular_file,
     rmtree,
@@ -48,7 +48,10 @@ from pipex.store.refs import check_name
 from pipex.store.runs import RunMeta, RunRecord, check_run_id, load_meta
 from pipex.store.trees import Tree, TreeEntry, decode_tree
 
-__all__ = ["Store", "IngestResult", "default_root", "STORE_FORMAT"]
+if TYPE_CHECKING:
+    from pipex.store.ingest import IngestResult
+
+__all__ = ["Store", "default_root", "STORE_FORMAT"]
 
 STORE_FORMAT = 1
 _LAYOUT = ("objects", "trees", "runs", "workspaces", "pins", "checkouts", "staging", "caches", "quarantine", "locks")
@@ -201,6 +204,8 @@ class Store:
 
     def ingest(self, directory: Path) -> IngestResult:
         """Store the files, directories and links under ``directory``; return its tree (see ``ingest.ingest``)."""
+        from pipex.store import ingest  # only builds ingest: a plan does not pay for it
+
         return ingest.ingest(self, directory)
 
     def read_tree(self, tree_id: str) -> Tree:
@@ -248,10 +253,14 @@ class Store:
 
     def checkout(self, tree_id: str) -> Path:
         """A read-only hard-link materialisation of ``tree_id`` under checkouts/, made once and reused."""
+        from pipex.store import checkouts
+
         return checkouts.checkout(self, tree_id)
 
     def export(self, tree_id: str, dest: Path) -> None:
         """Materialise ``tree_id`` at ``dest`` as an independent copy with the recorded modes (see checkouts.export)."""
+        from pipex.store import checkouts
+
         checkouts.export(self, tree_id, dest)
 
     # -- runs --------------------------------------------------------------------------------
