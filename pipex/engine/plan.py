@@ -134,6 +134,46 @@ def resolve_step(
     return fingerprint_of(document), document
 
 
+class _RecordedRuns:
+    """The store as the planner reads it: a run's meta (read once), a step's previous run, its recorded image."""
+
+    def __init__(self, store: Store, workspace: str) -> None:
+        self.store = store
+        self.workspace = workspace
+        self._metas: dict[str, RunMeta | None] = {}
+
+    def meta(self, run_id: str | None) -> RunMeta | None:
+        """The meta of a sound run (what ``store.has_run`` checks), read once per run id; else None."""
+        if not run_id:
+            return None
+        if run_id not in self._metas:
+            meta: RunMeta | None
+            try:
+                meta = self.store.read_run(run_id).meta
+            except (PipexError, OSError, KeyError, ValueError):
+                meta = None
+            # NOTE: the same test as Store.has_run, without parsing meta.json twice.
+            tree = meta.output_tree if meta else None
+            if tree and not self.store.has_tree(tree):
+                meta = None
+            self._metas[run_id] = meta
+        return self._metas[run_id]
+
+    def previous_run(self, step_id: str) -> str | None:
+        """The run the workspace's ref for ``step_id`` names (None: none, or unreadable)."""
+        try:
+            return self.store.get_ref(self.workspace, step_id)
+        except (PipexError, OSError):
+            return None
+
+    def recorded_image(self, step: Step) -> str | None:
+        """The image id the step's previous run used, if it ran the same image reference."""
+        meta = self.meta(self.previous_run(step.id))
+        if meta and meta.image_ref == step.image and meta.image_id:
+            return meta.image_id
+        return None
+
+
 class Planner:
     """Holds what deciding steps needs -- store, workspace, images, host hasher -- for plan and runner alike.
 
@@ -169,34 +209,14 @@ class Planner:
             self._forced: frozenset[str] = frozenset(self._steps) if force else frozenset()
         else:
             self._forced = frozenset(resolve_names(pipeline, tuple(force), what="step to force"))
-        self._metas: dict[str, RunMeta | None] = {}
+        self._runs = _RecordedRuns(store, self.workspace)
+        self._meta = self._runs.meta
+        self._previous_run = self._runs.previous_run
         self._conditions: dict[str, Any] = {}
-        self.images = ImageRule(self._recorded_image, resolver=image_resolver, offline=offline)
-
-    # -- store access (read only) ------------------------------------------
-
-    def _meta(self, run_id: str | None) -> RunMeta | None:
-        """The meta of a sound run (what ``store.has_run`` checks), read once per run id; else None."""
-        if not run_id:
-            return None
-        if run_id not in self._metas:
-            meta: RunMeta | None
-            try:
-                meta = self.store.read_run(run_id).meta
-            except (PipexError, OSError, KeyError, ValueError):
-                meta = None
-            # NOTE: the same test as Store.has_run, without parsing meta.json twice.
-            tree = meta.output_tree if meta else None
-            if tree and not self.store.has_tree(tree):
-                meta = None
-            self._metas[run_id] = meta
-        return self._metas[run_id]
-
-    def _previous_run(self, step_id: str) -> str | None:
-        try:
-            return self.store.get_ref(self.workspace, step_id)
-        except (PipexError, OSError):
-            return None
+        # NOTE: the image rule gets the run reader, not the planner: a cycle
+        # planner -> rule -> planner would keep every document of a 10,000-step
+        # plan alive until the final collection at exit (gc is off; 160 ms).
+        self.images = ImageRule(self._runs.recorded_image, resolver=image_resolver, offline=offline)
 
     # -- conditions and images ----------------------------------------------
 
@@ -210,12 +230,6 @@ class Planner:
 
             parsed = self._conditions[step.condition] = parse_condition(step.condition)
         return bool(parsed.evaluate(self.condition_env))
-
-    def _recorded_image(self, step: Step) -> str | None:
-        meta = self._meta(self._previous_run(step.id))
-        if meta and meta.image_ref == step.image and meta.image_id:
-            return meta.image_id
-        return None
 
     @property
     def warnings(self) -> list[str]:
