@@ -31,6 +31,7 @@ from pipex.errors import PipexError, StoreCorruptError
 from pipex.engine.fingerprint import fingerprint_of, host_paths, step_document
 from pipex.engine.hosts import HostHasher
 from pipex.engine.images import ImageResolver, ImageRule
+from pipex.engine.recorded import RecordedRuns
 from pipex.engine.graph import resolve_names, select, topo_order
 from pipex.spec.model import Pipeline, Step
 from pipex.store.runs import RunMeta
@@ -134,46 +135,6 @@ def resolve_step(
     return fingerprint_of(document), document
 
 
-class _RecordedRuns:
-    """The store as the planner reads it: a run's meta (read once), a step's previous run, its recorded image."""
-
-    def __init__(self, store: Store, workspace: str) -> None:
-        self.store = store
-        self.workspace = workspace
-        self._metas: dict[str, RunMeta | None] = {}
-
-    def meta(self, run_id: str | None) -> RunMeta | None:
-        """The meta of a sound run (what ``store.has_run`` checks), read once per run id; else None."""
-        if not run_id:
-            return None
-        if run_id not in self._metas:
-            meta: RunMeta | None
-            try:
-                meta = self.store.read_run(run_id).meta
-            except (PipexError, OSError, KeyError, ValueError):
-                meta = None
-            # NOTE: the same test as Store.has_run, without parsing meta.json twice.
-            tree = meta.output_tree if meta else None
-            if tree and not self.store.has_tree(tree):
-                meta = None
-            self._metas[run_id] = meta
-        return self._metas[run_id]
-
-    def previous_run(self, step_id: str) -> str | None:
-        """The run the workspace's ref for ``step_id`` names (None: none, or unreadable)."""
-        try:
-            return self.store.get_ref(self.workspace, step_id)
-        except (PipexError, OSError):
-            return None
-
-    def recorded_image(self, step: Step) -> str | None:
-        """The image id the step's previous run used, if it ran the same image reference."""
-        meta = self.meta(self.previous_run(step.id))
-        if meta and meta.image_ref == step.image and meta.image_id:
-            return meta.image_id
-        return None
-
-
 class Planner:
     """Holds what deciding steps needs -- store, workspace, images, host hasher -- for plan and runner alike.
 
@@ -209,7 +170,7 @@ class Planner:
             self._forced: frozenset[str] = frozenset(self._steps) if force else frozenset()
         else:
             self._forced = frozenset(resolve_names(pipeline, tuple(force), what="step to force"))
-        self._runs = _RecordedRuns(store, self.workspace)
+        self._runs = RecordedRuns(store, self.workspace)
         self._meta = self._runs.meta
         self._previous_run = self._runs.previous_run
         self._conditions: dict[str, Any] = {}
