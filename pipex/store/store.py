@@ -299,8 +299,8 @@ class Store:
 
     def read_run(self, run_id: str) -> RunRecord:
         """The run ``run_id``; RunNotFoundError if absent, StoreCorruptError if damaged."""
-        path = self.run_path(run_id)
-        return RunRecord(run_id, path, load_meta(run_id, path, f"{self._root_str}/runs/{run_id}/meta.json"))
+        location = f"{self._root_str}/runs/{check_run_id(run_id)}"
+        return RunRecord(run_id, location, load_meta(run_id, location))
 
     def run_log(self, run_id: str, stream: str) -> Path:
         """Path of a run's ``stdout.log`` or ``stderr.log``."""
