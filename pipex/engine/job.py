@@ -19,11 +19,9 @@ import xxhash
 
 from pipex import __version__
 from pipex.engine.hosts import HostHasher, changed_host_files
-from pipex.engine.invocation import make_invocation
 from pipex.engine.results import BuildOptions, StepInterrupted, StepOutcome, StepResult
 from pipex.errors import PipexError, StoreError
 from pipex.events import Event, EventKind
-from pipex.executor.base import ExecutionResult
 from pipex.spec.model import Step
 from pipex.store._fs import rmtree
 from pipex.store.locks import run_lock_name
@@ -31,6 +29,7 @@ from pipex.store.runs import RunMeta, RunStatus, log_tail, run_id_for
 
 if TYPE_CHECKING:
     from pipex.engine.session import BuildSession
+    from pipex.executor.base import ExecutionResult
 
 __all__ = ["StepJob", "JobRunner"]
 
@@ -91,6 +90,8 @@ class JobRunner:
 
     def run_once(self, job: StepJob, output: Path, logs: Path) -> ExecutionResult:
         """One attempt of ``job`` into the empty ``output`` dir, logs in ``logs``; nothing is recorded."""
+        from pipex.engine.invocation import make_invocation  # a cached build never runs a step
+
         invocation = make_invocation(
             job,
             store=self.store,

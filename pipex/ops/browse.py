@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipex.errors import PipexError, UsageError
-from pipex.store.links import Kind, Outcome, walk_path
 from pipex.store.runs import RunMeta, RunRecord
 from pipex.ops.workspaces import is_building, resolve_step, resolve_workspace
 
@@ -249,6 +248,7 @@ def _resolve(tree: Tree, path: bytes, *, follow_last: bool = True) -> tuple[byte
     the tree (``pipex.store.links``): an absolute target or one climbing above
     the root raises LinkEscapeError; a missing name raises UsageError.
     """
+    from pipex.store.links import Kind, Outcome, walk_path
 
     def kind_of(parts: tuple[bytes, ...]) -> tuple[Kind, bytes | None] | None:
         entry = tree.get(b"/".join(parts))

@@ -41,7 +41,6 @@ from typing import Any
 
 from pipex.errors import StoreCorruptError, UnsafeOutputError
 from pipex.store._fs import show_path
-from pipex.store.links import Kind, Outcome, walk_path
 from pipex.store.objects import hash_bytes, is_oid
 
 __all__ = [
@@ -176,6 +175,7 @@ def check_link(root: bytes, relpath: bytes, target: bytes) -> None:
         raise refuse("is absolute")
     if not target:
         raise refuse("is empty")
+    from pipex.store.links import Kind, Outcome, walk_path  # only ingest checks links on disk
 
     def kind_of(parts: tuple[bytes, ...]) -> tuple[Kind, bytes | None] | None:
         here = os.path.join(root, *parts)
