@@ -22,7 +22,7 @@ from pipex.engine.hosts import HostHasher, changed_host_files
 from pipex.engine.results import BuildOptions, StepInterrupted, StepOutcome, StepResult
 from pipex.errors import PipexError, StoreError
 from pipex.events import Event, EventKind
-from pipex.spec.model import Step
+from pipex.spec.model import Step, step_from_dict, step_to_dict
 from pipex.store._fs import rmtree
 from pipex.store.locks import run_lock_name
 from pipex.store.runs import RunMeta, RunStatus, log_tail, run_id_for
@@ -31,14 +31,21 @@ if TYPE_CHECKING:
     from pipex.engine.session import BuildSession
     from pipex.executor.base import ExecutionResult
 
-__all__ = ["StepJob", "JobRunner"]
+__all__ = ["JOB_FORMAT", "StepJob", "JobRunner"]
 
 _MAX_RETRY_DELAY_MS = 3_600_000  # backoff doubles up to an hour, as the schema documents
 
 
+JOB_FORMAT = 1
+
+
 @dataclass(frozen=True)
 class StepJob:
-    """A step decided to run: its fingerprint and document, the image id it names, its input trees, and why."""
+    """A step decided to run: its fingerprint and document, the image id it names, its input trees, and why.
+
+    Content-addressed throughout, and JSON with ``to_dict``: what a cluster
+    backend ships to a worker (``REMOTE.md`` §2).
+    """
 
     step: Step
     fingerprint: str
@@ -46,6 +53,33 @@ class StepJob:
     image_id: str
     input_trees: Mapping[str, str | None]
     reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as JSON-ready data, versioned."""
+        return {
+            "format": JOB_FORMAT,
+            "step": step_to_dict(self.step),
+            "fingerprint": self.fingerprint,
+            "document": dict(self.document),
+            "imageId": self.image_id,
+            "inputTrees": dict(self.input_trees),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> StepJob:
+        """The job ``to_dict`` made ``doc`` of; ValueError for another format."""
+        if doc.get("format") != JOB_FORMAT:
+            msg = f"step job format {doc.get('format')!r} is not {JOB_FORMAT}: the worker's pipex is another version"
+            raise ValueError(msg)
+        return cls(
+            step_from_dict(doc["step"]),
+            str(doc["fingerprint"]),
+            dict(doc["document"]),
+            str(doc["imageId"]),
+            dict(doc["inputTrees"]),
+            doc.get("reason"),
+        )
 
 
 class JobRunner:

@@ -1,4 +1,4 @@
-"""The loaded pipeline: frozen dataclasses the planner and runner consume.
+"""The loaded pipeline: frozen dataclasses the planner and the engine consume; a step as JSON for a job.
 
 Everything here is already validated and normalised: kits are expanded, env is
 resolved (step ``env`` > step ``envFile`` > ``--env-file`` > kit defaults), host
@@ -7,10 +7,10 @@ paths are POSIX paths relative to the project root, container paths are absolute
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 __all__ = [
     "InputRef",
@@ -21,6 +21,8 @@ __all__ = [
     "SecretSpec",
     "Step",
     "Pipeline",
+    "step_to_dict",
+    "step_from_dict",
 ]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -142,3 +144,40 @@ class Pipeline:
     def step_ids(self) -> tuple[str, ...]:
         """Step ids in file order."""
         return tuple(step.id for step in self.steps)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def step_to_dict(step: Step) -> dict[str, Any]:
+    """A step as JSON-ready data (field names as in the model): what a serialised step job carries."""
+    doc: dict[str, Any] = _plain(step)
+    return doc
+
+
+def step_from_dict(doc: Mapping[str, Any]) -> Step:
+    """The Step that ``step_to_dict`` made ``doc`` of."""
+    values = dict(doc)
+    setup = values.get("setup")
+    values["cmd"] = tuple(values["cmd"])
+    values["setup"] = (
+        SetupSpec(tuple(setup["cmd"]), tuple(CacheSpec(**c) for c in setup.get("caches", ())), bool(setup.get("allow_network")))
+        if setup
+        else None
+    )
+    values["inputs"] = tuple(InputRef(**item) for item in values.get("inputs", ()))
+    values["env"] = MappingProxyType(dict(values.get("env") or {}))
+    values["mounts"] = tuple(PathMapping(**item) for item in values.get("mounts", ()))
+    values["sources"] = tuple(PathMapping(**item) for item in values.get("sources", ()))
+    values["caches"] = tuple(CacheSpec(**item) for item in values.get("caches", ()))
+    values["cap_drop"] = tuple(values.get("cap_drop", ()))
+    values["resources"] = Resources(**values["resources"]) if values.get("resources") else None
+    values["secrets"] = tuple(SecretSpec(**item) for item in values.get("secrets", ()))
+    return Step(**values)
