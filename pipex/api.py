@@ -17,7 +17,6 @@ from pipex.ops.project import (
     load,
     open_store,
     open_store_here,
-    opened,
     workspace_name,
 )
 
@@ -89,14 +88,14 @@ def gc(
     """
     from pipex.store.gc import gc as collect
 
-    return collect(opened(store), dry_run=dry_run, progress=progress)
+    return collect(open_store_here(store), dry_run=dry_run, progress=progress)
 
 
 def prune(workspace: str, *, store: Store | Path | str | None = None, dry_run: bool = False) -> PruneReport:
     """Drop ``workspace``'s old runs (the current one per step stays), then collect."""
     from pipex.store.gc import prune as prune_store
 
-    return prune_store(opened(store), workspace, dry_run=dry_run)
+    return prune_store(open_store_here(store), workspace, dry_run=dry_run)
 
 
 def verify(*, store: Store | Path | str | None = None, repair: bool = False) -> VerifyReport:
@@ -125,16 +124,36 @@ def schema_text(*, config: bool = False) -> str:
     return schema_bytes(CONFIG_SCHEMA if config else PIPELINE_SCHEMA).decode("utf-8")
 
 
-def graph(project: Project, targets: Sequence[str], *, fmt: str, statuses: dict[str, str] | None = None) -> str:
-    """The step DAG of ``targets`` as mermaid, dot or text; ``statuses`` (step -> plan status) styles the steps."""
+def graph(
+    path: Path | str | None = None,
+    *,
+    targets: Sequence[str] = (),
+    fmt: str = "mermaid",
+    with_status: bool = True,
+    workspace: str | None = None,
+    env_files: Sequence[Path | str] = (),
+    store: Store | Path | str | None = None,
+    offline: bool = False,
+) -> str:
+    """The step DAG of ``targets`` as mermaid, dot or text; ``with_status`` plans first and styles each step by its status.
+
+    A bad format is refused before the store is opened.
+    """
     from pipex.engine.graph import FORMATS, render, select, topo_order
     from pipex.errors import UsageError
 
     if fmt not in FORMATS:
         msg = f"unknown graph format '{fmt}' (expected one of: {', '.join(FORMATS)})"
         raise UsageError(msg)
+    project = load(path, env_files=env_files)
     _, selected = select(project.pipeline, list(targets))
-    return render(project.pipeline, topo_order(project.pipeline, selected), statuses or {}, fmt=fmt)
+    statuses: dict[str, str] = {}
+    if with_status:
+        the_plan = plan(
+            path, targets=targets, workspace=workspace, env_files=env_files, store=store, offline=offline, project=project
+        )
+        statuses = {s.step_id: s.status.value for s in the_plan.steps}
+    return render(project.pipeline, topo_order(project.pipeline, selected), statuses, fmt=fmt)
 
 
 # -- workspaces and their results ------------------------------------------------------------
@@ -144,14 +163,14 @@ def resolve_workspace(workspace: str | None, *, store: Store | Path | str | None
     """``workspace`` if the store has it, else the only workspace of the current directory (UsageError otherwise)."""
     from pipex.ops.workspaces import resolve_workspace as resolve
 
-    return resolve(opened(store), workspace)
+    return resolve(open_store_here(store), workspace)
 
 
 def project_workspaces(project_root: Path | str, *, store: Store | Path | str | None = None) -> list[str]:
     """The workspaces whose project root is ``project_root`` or inside it."""
     from pipex.ops.workspaces import project_workspaces as mine
 
-    return mine(opened(store), Path(project_root))
+    return mine(open_store_here(store), Path(project_root))
 
 
 def log_paths(record: RunRecord, stream: str) -> list[tuple[str, Path]]:
@@ -165,49 +184,49 @@ def follow_logs(workspace: str, step: str, stream: str = "both", *, store: Store
     """A running step's output as it grows, then the rest of its recorded run (``logs --follow``)."""
     from pipex.ops.follow import follow_logs as follow
 
-    return follow(opened(store), workspace, step, stream)
+    return follow(open_store_here(store), workspace, step, stream)
 
 
 def output_kind(tree_id: str, path: str, *, store: Store | Path | str | None = None) -> str:
     """``file``, ``dir`` or ``link`` for ``path`` in an output tree (links resolved inside the output only)."""
     from pipex.ops import browse
 
-    return browse.kind_of(opened(store), tree_id, path)
+    return browse.kind_of(open_store_here(store), tree_id, path)
 
 
 def read_output(tree_id: str, path: str, *, store: Store | Path | str | None = None) -> Iterator[bytes]:
     """The bytes of a file of an output tree, in chunks."""
     from pipex.ops import browse
 
-    return browse.read_file(opened(store), tree_id, path)
+    return browse.read_file(open_store_here(store), tree_id, path)
 
 
 def list_output(tree_id: str, path: str = "", *, store: Store | Path | str | None = None) -> list[TreeItem]:
     """The entries of an output tree under ``path``."""
     from pipex.ops import browse
 
-    return browse.list_tree(opened(store), tree_id, path)
+    return browse.list_tree(open_store_here(store), tree_id, path)
 
 
 def export_output(tree_id: str, dest: Path, *, store: Store | Path | str | None = None) -> None:
     """Copy an output tree to ``dest`` (refused when a link would leave it)."""
     from pipex.ops import browse
 
-    browse.export(opened(store), tree_id, dest)
+    browse.export(open_store_here(store), tree_id, dest)
 
 
 def show(workspace: str | None = None, *, store: Store | Path | str | None = None) -> WorkspaceView:
     """A workspace's steps with their latest runs."""
     from pipex.ops import browse
 
-    return browse.show(opened(store), workspace)
+    return browse.show(open_store_here(store), workspace)
 
 
 def list_workspaces(*, store: Store | Path | str | None = None) -> list[WorkspaceSummary]:
     """Every workspace of the store with sizes."""
     from pipex.ops import browse
 
-    return browse.list_workspaces(opened(store))
+    return browse.list_workspaces(open_store_here(store))
 
 
 def find_run(
@@ -216,21 +235,21 @@ def find_run(
     """The RunRecord of a step: ``run`` (id or prefix), else its latest (``succeeded``: current) run."""
     from pipex.ops import browse
 
-    return browse.find_run(opened(store), workspace, step, run, succeeded=succeeded)
+    return browse.find_run(open_store_here(store), workspace, step, run, succeeded=succeeded)
 
 
 def remove_workspaces(workspaces: Sequence[str], *, store: Store | Path | str | None = None) -> RemoveReport:
     """Remove workspaces; refused (nothing removed) while a live build holds any of them."""
     from pipex.ops.workspaces import remove_workspaces as remove
 
-    return remove(opened(store), workspaces)
+    return remove(open_store_here(store), workspaces)
 
 
 def remove_step(workspace: str, step: str, *, store: Store | Path | str | None = None) -> RemoveReport:
     """Drop one step's refs from a workspace; refused while a live build holds it."""
     from pipex.ops.workspaces import remove_step as remove
 
-    return remove(opened(store), workspace, step)
+    return remove(open_store_here(store), workspace, step)
 
 
 def clean(*, store: Store | Path | str | None = None, collect: bool = True, project_root: Path | str | None = None) -> RemoveReport:
@@ -238,7 +257,7 @@ def clean(*, store: Store | Path | str | None = None, collect: bool = True, proj
     from pipex.ops.workspaces import clean as clean_store
 
     root = Path(project_root) if project_root is not None else None
-    return clean_store(opened(store), collect=collect, project_root=root)
+    return clean_store(open_store_here(store), collect=collect, project_root=root)
 
 
 def exec_step(file: Path | str, workspace: str | None = None, **options: Any) -> ExecResult:
@@ -255,7 +274,7 @@ def attach(
     from pipex.ops import detached
     from pipex.ops.workspaces import resolve_workspace
 
-    the_store = opened(store)
+    the_store = open_store_here(store)
     return detached.attach(the_store, resolve_workspace(the_store, workspace), on_line)
 
 
@@ -264,7 +283,7 @@ def cancel(workspace: str | None = None, *, store: Store | Path | str | None = N
     from pipex.ops import detached
     from pipex.ops.workspaces import resolve_workspace
 
-    the_store = opened(store)
+    the_store = open_store_here(store)
     return detached.cancel(the_store, resolve_workspace(the_store, workspace))
 
 
@@ -282,14 +301,14 @@ def build_recorder(workspace: str, *, store: Store | Path | str | None = None, o
     """An event sink that records a build of ``workspace`` (``build.ndjson``, ``build.json``)."""
     from pipex.ops.record import BuildRecorder
 
-    return BuildRecorder(opened(store), workspace, owner=owner)
+    return BuildRecorder(open_store_here(store), workspace, owner=owner)
 
 
 def start_detached(workspace: str, argv: list[str], *, store: Store | Path | str | None = None) -> BuildStatus:
     """Start ``pipex build`` ``argv`` in the background for ``workspace``; refused while a live build holds it."""
     from pipex.ops.detached import start_detached as start
 
-    return start(opened(store), workspace, argv)
+    return start(open_store_here(store), workspace, argv)
 
 
 def parse_event(line: str) -> Event | None:
@@ -303,7 +322,7 @@ def recorded_events(workspace: str, *, store: Store | Path | str | None = None) 
     """The events of the workspace's latest recorded build."""
     from pipex.ops.record import read_events
 
-    return read_events(opened(store), workspace)
+    return read_events(open_store_here(store), workspace)
 
 
 def check_trace_path(path: Path | str) -> None:

@@ -176,7 +176,7 @@ def inspect_command(
     timeline: bool = typer.Option(False, "--timeline", help="Print the latest build's Chrome trace-event JSON."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="With --timeline: write the trace to this file."),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print meta.json as it is stored."),
+    json_output: bool = typer.Option(False, "--json", help="Print the run record (meta.json, format 2) as JSON."),
 ) -> None:
     """Print a run's meta.json (fingerprint and what went into it, image, command, times, sizes)."""
     from pipex import api

@@ -57,13 +57,8 @@ def graph(
     """Print the step DAG (mermaid or dot); cached, stale, pending and skipped steps styled apart."""
     from pipex import api
 
-    names = list(targets or [])
-    project = api.load(file, env_files=env_file)
-    api.graph(project, names, fmt=fmt)  # a bad format is refused before the store is opened
-    statuses: dict[str, str] = {}
-    if not plain:
-        the_plan = api.plan(
-            file, targets=names, workspace=workspace, env_files=env_file, store=store, offline=offline, project=project
-        )
-        statuses = {s.step_id: s.status.value for s in the_plan.steps}
-    typer.echo(api.graph(project, names, fmt=fmt, statuses=statuses), nl=False)
+    text = api.graph(
+        file, targets=list(targets or []), fmt=fmt, with_status=not plain,
+        workspace=workspace, env_files=env_file, store=store, offline=offline,
+    )
+    typer.echo(text, nl=False)

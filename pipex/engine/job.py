@@ -8,6 +8,7 @@ a cluster backend takes a ``StepJob`` at this seam (``REMOTE.md`` §2).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from pipex.store.locks import run_lock_name
 from pipex.store.runs import RunMeta, RunStatus, log_tail, run_id_for
 
 if TYPE_CHECKING:
+    from pipex.engine.plan import StepPlan
     from pipex.engine.session import BuildSession
     from pipex.executor.base import ExecutionResult
 
@@ -65,6 +67,14 @@ class StepJob:
             "inputTrees": dict(self.input_trees),
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_plan(cls, step: Step, decided: StepPlan, input_trees: Mapping[str, str | None], reason: str) -> StepJob:
+        """The job of a step the planner decided to RUN with a known image (so a fingerprint)."""
+        if decided.fingerprint is None or decided.document is None or decided.image_id is None:
+            msg = f"step '{step.id}' has no fingerprint yet: {'; '.join(decided.reasons)}"
+            raise PipexError(msg)
+        return cls(step, decided.fingerprint, dict(decided.document), decided.image_id, dict(input_trees), reason)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> StepJob:
@@ -122,8 +132,13 @@ class JobRunner:
             with self.store.staging_dir(f"run-{step.id}") as staging:
                 return self._attempts(job, staging)
 
-    def run_once(self, job: StepJob, output: Path, logs: Path) -> ExecutionResult:
-        """One attempt of ``job`` into the empty ``output`` dir, logs in ``logs``; nothing is recorded."""
+    def run_once(
+        self, job: StepJob, output: Path, logs: Path, *, labels: Mapping[str, str] | None = None
+    ) -> ExecutionResult:
+        """One attempt of ``job`` into the empty ``output`` dir, logs in ``logs``; nothing is recorded.
+
+        ``labels`` override the container's (``exec --ephemeral`` labels its container apart).
+        """
         from pipex.engine.invocation import make_invocation  # a cached build never runs a step
 
         invocation = make_invocation(
@@ -136,6 +151,8 @@ class JobRunner:
             sink=self.session.sink,
             verbose=self.options.verbose,
         )
+        if labels:
+            invocation = dataclasses.replace(invocation, labels={**invocation.labels, **labels})
         return self.session.executor.run(invocation, self.session.cancel)
 
     def _attempts(self, job: StepJob, staging: Path) -> StepResult:
@@ -166,7 +183,7 @@ class JobRunner:
             result = self.run_once(job, output, logs)
             if result.cancelled or cancel.is_set():
                 raise StepInterrupted
-            if result.exit_code == 0 and not result.timed_out:
+            if result.ok:
                 break
             if attempt < attempts:
                 delay_ms = min(step.retry_delay_ms * (2 ** (attempt - 1)), _MAX_RETRY_DELAY_MS)
@@ -186,7 +203,7 @@ class JobRunner:
         """Ingest the output, write the run record, set the ref and report: the end of a job that ran."""
         step = job.step
         finished = time.time()
-        succeeded = result.exit_code == 0 and not result.timed_out
+        succeeded = result.ok
         output_error: str | None = None
         try:
             ingested = self.store.ingest(output)
@@ -233,7 +250,7 @@ class JobRunner:
             pipex_version=__version__,
         )
         # A forced run *becomes* the step's run, even where one of its fingerprint exists.
-        self.store.record_run(run_id, meta, logs, replace=succeeded and self.options.forced(step.id))
+        record = self.store.record_run(run_id, meta, logs, replace=succeeded and self.options.forced(step.id))
         if succeeded:
             self.store.set_ref(self.workspace, step.id, run_id)
             self.session.sink(
@@ -246,7 +263,6 @@ class JobRunner:
             return StepResult(step.id, StepOutcome.SUCCEEDED, run_id, ingested.tree_id, duration_ms=meta.duration_ms, exit_code=0)
         self.store.set_ref(self.workspace, step.id, run_id, kind="failed")
         reason = output_error or failure_reason(result)
-        run_dir = self.store.run_path(run_id)
         self.session.sink(
             Event(
                 EventKind.STEP_FAILED,
@@ -258,7 +274,7 @@ class JobRunner:
                     "durationMs": meta.duration_ms,
                     "allowFailure": step.allow_failure,
                     # The error is where the step printed it: stderr, else stdout.
-                    "logTail": log_tail(run_dir / "stderr.log") or log_tail(run_dir / "stdout.log"),
+                    "logTail": log_tail(record.log("stderr")) or log_tail(record.log("stdout")),
                     "logs": self._logs_hint(step),
                 },
             )

@@ -28,16 +28,8 @@ class RecordedRuns:
         if not run_id:
             return None
         if run_id not in self._metas:
-            meta: RunMeta | None
-            try:
-                meta = self.store.read_run(run_id).meta
-            except (PipexError, OSError, KeyError, ValueError):
-                meta = None
-            # NOTE: the same test as Store.has_run, without parsing meta.json twice.
-            tree = meta.output_tree if meta else None
-            if tree and not self.store.has_tree(tree):
-                meta = None
-            self._metas[run_id] = meta
+            record = self.store.sound_run(run_id)
+            self._metas[run_id] = record.meta if record is not None else None
         return self._metas[run_id]
 
     def previous_run(self, step_id: str) -> str | None:

@@ -184,6 +184,4 @@ class Scheduler:
         if decided.status is StepStatus.CACHED:
             assert decided.run_id is not None
             return self.jobs.reuse(step, decided.run_id, decided.output_tree)
-        assert decided.fingerprint is not None and decided.document is not None
-        reason = "; ".join(decided.reasons) or "never built"
-        return StepJob(step, decided.fingerprint, dict(decided.document), image_id, input_trees, reason)
+        return StepJob.from_plan(step, decided, input_trees, "; ".join(decided.reasons) or "never built")

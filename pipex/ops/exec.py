@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from pipex.errors import InterruptedBuild, UsageError
 from pipex.events import Event, EventKind, EventSink
-from pipex.ops.project import condition_env, executor_factory, opened
+from pipex.ops.project import condition_env, executor_factory, open_store_here
 from pipex.spec.step_file import config_for, load_step
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def exec_step(
     from pipex.ops.workspaces import resolve_workspace
     from pipex.spec.model import Pipeline
 
-    the_store = opened(store)
+    the_store = open_store_here(store)
     sink = sink or (lambda event: None)
 
     def forward(event: Event) -> None:
@@ -152,17 +152,16 @@ def exec_step(
                 stack.enter_context(session.workspace_lock())
             with session.running():
                 planner.images.resolve([step])
-                image_id = planner.images.image_of(step) or session.executor.ensure_image(step.image, None, session.cancel)
+                image_id = planner.images.image_of(step) or session.image_id(step.image)
                 decided = planner.decide(step.id, input_trees=trees, image_id=image_id)
-                job = StepJob(step, decided.fingerprint or "", dict(decided.document or {}), image_id, trees, "exec")
                 if ephemeral:
-                    return _ephemeral(session, runner, job)
-                if decided.run_id is not None and not force:
+                    return _ephemeral(session, runner, StepJob.from_plan(step, decided, trees, "exec"))
+                if decided.run_id is not None:
                     result = runner.reuse(step, decided.run_id, decided.output_tree)
                     sink(Event(EventKind.STEP_CACHED, step.id, {"runId": result.run_id, "tree": result.tree_id}))
                 else:
-                    reason = "; ".join(decided.reasons) or "exec"
-                    sink(Event(EventKind.STEP_STARTING, step.id, {"reason": reason, "fingerprint": job.fingerprint}))
+                    job = StepJob.from_plan(step, decided, trees, "; ".join(decided.reasons) or "exec")
+                    sink(Event(EventKind.STEP_STARTING, step.id, {"reason": job.reason, "fingerprint": job.fingerprint}))
                     try:
                         result = runner.execute(job)
                     except StepInterrupted:
@@ -179,20 +178,15 @@ def _ephemeral(session: BuildSession, runner: JobRunner, job: StepJob) -> ExecRe
     Its container is labelled apart (workspace ``<ws>.exec-<pid>``, run
     ``ephemeral``), so a build of the workspace does not take it for a leftover.
     """
-    from pipex.engine.invocation import make_invocation
+    from pipex.engine.job import failure_reason
 
     with session.store.staging_dir(f"exec-{job.step.id}") as staging:
         output, logs = staging / "output", staging / "logs"
         output.mkdir()
         logs.mkdir()
-        invocation = make_invocation(
-            job, store=session.store, workspace=session.workspace, root=runner.root,
-            output=output, logs=logs, sink=session.sink, verbose=True,
-        )
-        labels = {**invocation.labels, "pipex.workspace": f"{session.workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
-        result = session.executor.run(dataclasses.replace(invocation, labels=labels), session.cancel)
+        labels = {"pipex.workspace": f"{session.workspace}.exec-{os.getpid()}", "pipex.run": "ephemeral"}
+        result = runner.run_once(job, output, logs, labels=labels)
     if result.cancelled or session.cancel.is_set():
         raise InterruptedBuild("exec interrupted")
-    ok = result.exit_code == 0 and not result.timed_out
-    reason = None if ok else (result.message or f"exit code {result.exit_code}")
-    return ExecResult(job.step.id, "succeeded" if ok else "failed", result.exit_code, reason=reason)
+    reason = None if result.ok else failure_reason(result)
+    return ExecResult(job.step.id, "succeeded" if result.ok else "failed", result.exit_code, reason=reason)

@@ -19,6 +19,7 @@ from pipex.store.refs import workspace_name_problem
 
 if TYPE_CHECKING:
     from pipex.engine.session import ExecutorFactory
+    from pipex.executor.docker import DockerExecutor
     from pipex.spec.config import Config
     from pipex.spec.model import Pipeline
     from pipex.store.store import Store
@@ -28,7 +29,6 @@ __all__ = [
     "load",
     "open_store",
     "open_store_here",
-    "opened",
     "condition_env",
     "workspace_name",
     "check_workspace_root",
@@ -83,11 +83,6 @@ def open_store_here(
         if find_config_file(root) is not None:
             config = load_config(root)
     return open_store(explicit, config, repair=repair)
-
-
-def opened(store: Store | Path | str | None) -> Store:
-    """``store`` if it is an open Store, else the store it names (see ``open_store_here``)."""
-    return open_store_here(store)
 
 
 def condition_env(env_files: Sequence[Path | str] = ()) -> dict[str, str]:
@@ -145,6 +140,3 @@ def executor_factory(config: Config | None) -> ExecutorFactory:
 
     return make
 
-
-if TYPE_CHECKING:
-    from pipex.executor.docker import DockerExecutor

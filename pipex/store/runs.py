@@ -158,7 +158,6 @@ class RunMeta:
                 values[name] = tuple(w if type(w) is str else str(w) for w in words)
         for name in ("duration_ms", "attempts", "retries", "bytes", "files"):
             values[name] = int(values[name])
-        values["format"] = doc.get("format", 1) if type(doc.get("format", 1)) is int else 1
         values["extra"] = extra
         meta = object.__new__(cls)
         meta.__dict__.update(values)
@@ -178,6 +177,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
 }
 _DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(RunMeta) if item.name != "extra"}
 _DEFAULTS["status"] = "succeeded"  # converted to RunStatus with the value read
+_DEFAULTS["format"] = 1  # a record without the key was written before meta.json had a format
 assert set(_KINDS) == set(_DEFAULTS), "every RunMeta field has its JSON types"
 
 
@@ -283,8 +283,9 @@ def record_run(store: Store, run_id: str, meta: RunMeta, logs_dir: Path | None, 
         raise StoreError(msg) from None
     dest = store.run_path(run_id)
     with store.shared_lock(), store_errors(f"cannot record run {run_id}"):
-        if not replace and store.has_run(run_id):
-            return store.read_run(run_id)
+        existing = None if replace else store.sound_run(run_id)
+        if existing is not None:
+            return existing
         tmp = Path(tempfile.mkdtemp(prefix=f"run-{owner_token()}-", dir=store.root / "staging"))
         try:
             os.rename(write_temp(data, tmp, sync=False), tmp / "meta.json")

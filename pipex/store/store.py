@@ -269,17 +269,21 @@ class Store:
         """Where run ``run_id`` is stored."""
         return self.root / "runs" / check_run_id(run_id)
 
-    def _run_sound(self, run_id: str) -> bool:
+    def sound_run(self, run_id: str) -> RunRecord | None:
+        """Run ``run_id`` if it exists, its meta.json reads and its output tree is present; else None.
+
+        THE test of a cache hit: the planner, the job runner and record_run ask it.
+        """
         try:
-            meta = load_meta(run_id, self.run_path(run_id))
+            record = self.read_run(run_id)
         except StoreError:
-            return False
-        tree = meta.output_tree
-        return tree is None or self.has_tree(tree)
+            return None
+        tree = record.output_tree
+        return record if tree is None or self.has_tree(tree) else None
 
     def has_run(self, run_id: str) -> bool:
-        """True if run ``run_id`` exists, its meta.json reads and its output tree is present."""
-        return self._run_sound(run_id)
+        """True if run ``run_id`` is sound (see ``sound_run``)."""
+        return self.sound_run(run_id) is not None
 
     def record_run(self, run_id: str, meta: RunMeta, logs_dir: Path | None, *, replace: bool = False) -> RunRecord:
         """Store a run: meta.json plus the ``*.log`` files moved from ``logs_dir`` (see ``runs.record_run``)."""
