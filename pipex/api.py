@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipex.ops.build import build, plan
+from pipex.ops.remote import pull, push, remote_status
 from pipex.ops.project import (
     Project,
     condition_env,
@@ -42,6 +43,9 @@ __all__ = [
     "workspace_name",
     "plan",
     "build",
+    "push",
+    "pull",
+    "remote_status",
     "gc",
     "prune",
     "verify",

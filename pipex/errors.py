@@ -16,6 +16,8 @@ __all__ = [
     "InterruptedBuild",
     "HostPathError",
     "ContainerError",
+    "RemoteError",
+    "RemoteDeniedError",
     "shorten",
 ]
 
@@ -139,3 +141,11 @@ class UnsafeOutputError(StoreError):
 
 
 __all__ += ["RunNotFoundError", "UnsafeOutputError"]
+
+
+class RemoteError(PipexError):
+    """Raised when the remote cache cannot be reached or read (a warning unless ``remote.required``)."""
+
+
+class RemoteDeniedError(RemoteError):
+    """Raised when the remote refuses a request for lack of permission (read-only credentials)."""

@@ -12,7 +12,8 @@ STEP_PHASE         phase (``setup`` / ``run``)
 STEP_LOG           stream (``stdout`` / ``stderr``), line  (only with ``--verbose``)
 STEP_RETRYING      attempt, reason, delayMs, exitCode
 STEP_FINISHED      runId, durationMs, bytes, files, tree
-STEP_CACHED        runId, tree
+STEP_CACHED        runId, tree, source (``local``, or ``remote``: pulled from the remote cache)
+REMOTE_PUSH        run, pushed, objects, bytes, durationMs (a run sent to the remote cache)
 STEP_FAILED        runId (None when nothing could be recorded), reason, exitCode,
                    allowFailure, logs (the command to see them), and when the
                    command ran: durationMs, logTail (last lines of stderr, else stdout)
@@ -48,6 +49,7 @@ class EventKind(str, Enum):
     STEP_PHASE = "STEP_PHASE"
     STEP_LOG = "STEP_LOG"
     IMAGE_PULL = "IMAGE_PULL"
+    REMOTE_PUSH = "REMOTE_PUSH"
     WARNING = "WARNING"
     PIPELINE_FINISHED = "PIPELINE_FINISHED"
     PIPELINE_FAILED = "PIPELINE_FAILED"

@@ -67,3 +67,6 @@ def complete_step(ctx: typer.Context, incomplete: str) -> list[str]:
     except Exception:
         return []
     return sorted(s for s in steps if s.startswith(incomplete))
+
+
+REMOTE_HELP = "Remote cache URL (s3://bucket/prefix), or off; default: .pipex.yml remote / PIPEX_REMOTE."

@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 import typer
 
 from pipex.cli.main import app
-from pipex.cli._common import echo_json
+from pipex.cli._common import REMOTE_HELP, echo_json
 
 _FILE_HELP = "Pipeline file, or a directory holding pipeline.yml/.yaml/.json (default: cwd)."
 _FORCE_HELP = "Ignore the cache: alone for every step, or --force=a,b for those steps."
@@ -35,6 +35,7 @@ def _child_argv(
     store: Optional[Path],
     offline: bool,
     profile: Optional[Path],
+    remote: dict[str, Any],
 ) -> list[str]:
     """The same build as a ``pipex build`` command line for the background process (never detaching)."""
     argv = ["build", "--attach"]
@@ -58,6 +59,12 @@ def _child_argv(
         argv.append("--offline")
     if profile is not None:
         argv += ["--profile", str(Path(profile).absolute())]
+    if remote.get("remote"):
+        argv.append(f"--remote={remote['remote']}")
+    if remote.get("pull"):
+        argv.append(f"--pull={remote['pull']}")
+    if remote.get("push") is not None:
+        argv.append("--push" if remote["push"] else "--no-push")
     return [*argv, "--", *targets]
 
 
@@ -90,11 +97,13 @@ def _run_build(
     offline: bool,
     detach: Optional[bool] = None,
     profile: Optional[Path] = None,
+    remote: Optional[dict[str, Any]] = None,
 ) -> None:
     from pipex import api
     from pipex.errors import PipexError
     from pipex.cli.render import make_renderer
 
+    remote = remote or {}
     force_value: bool | str = True if force == "*" else (force or False)
     if profile is not None:
         api.check_trace_path(profile)  # refuse now, not after a build that succeeded
@@ -112,6 +121,7 @@ def _run_build(
             the_plan = api.plan(
                 pipeline, targets=targets, workspace=workspace, force=force_value,
                 env_files=env_file, store=store, offline=offline, project=project,
+                remote=remote.get("remote"), pull=remote.get("pull"),
             )
             render_plan(the_plan, json_output=json_output)
             code = 0
@@ -124,6 +134,7 @@ def _run_build(
             argv = _child_argv(
                 targets, pipeline, workspace=workspace, force=force, verbose=verbose, concurrency=concurrency,
                 env_file=env_file, keep_going=keep_going, store=store, offline=offline, profile=profile,
+                remote=remote,
             )
             _detach(opened, name, argv, json_output)
             code = 0
@@ -148,6 +159,7 @@ def _run_build(
                 offline=offline,
                 sink=_tee(*sinks),
                 project=project,
+                **remote,
             )
         finally:
             close = getattr(renderer, "close", None)
@@ -193,13 +205,16 @@ def build(
         None, "--detach/--attach", help="Build in the background (pipex attach/cancel WS), or in the foreground even when .pipex.yml says detach: true."
     ),
     profile: Optional[Path] = typer.Option(None, "--profile", help="Write a Chrome trace-event JSON of the build (open in ui.perfetto.dev)."),
+    remote: Optional[str] = typer.Option(None, "--remote", help=REMOTE_HELP),
+    pull: Optional[str] = typer.Option(None, "--pull", help="lazy (records and trees; objects when read), eager (every object) or off."),
+    push: Optional[bool] = typer.Option(None, "--push/--no-push", help="Push successful runs to the remote (default: when the credentials may write)."),
 ) -> None:
-    """Build targets and what they need, like make; unchanged steps come from the store."""
+    """Build targets and what they need, like make; unchanged steps come from the store or the remote cache."""
     _run_build(
         file, list(targets or []) + list(target), workspace=workspace, force=force, dry_run=dry_run,
         verbose=verbose, quiet=quiet, concurrency=concurrency, env_file=env_file,
         keep_going=keep_going, json_output=json_output, store=store, offline=offline,
-        detach=detach, profile=profile,
+        detach=detach, profile=profile, remote={"remote": remote, "pull": pull, "push": push},
     )
 
 

@@ -30,6 +30,8 @@ _VALUE_OPTIONS = {
     "--workspace": "workspace",
     "--env-file": "env_file",
     "--store": "store",
+    "--remote": "remote",
+    "--pull": "pull",
 }
 _FLAG_OPTIONS = {"--offline": "offline", "--json": "json_output"}
 
@@ -52,7 +54,10 @@ def plan_lines(plan: Plan) -> list[str]:
         status = decided.status.value
         if status == "cached":
             run = (decided.run_id or "")[:8]
-            detail = f"(run {run}, {format_age(decided.age_sec)} ago)"
+            if decided.source == "remote":
+                detail = f"(remote run {run}, pushed {format_age(decided.age_sec)} ago)"
+            else:
+                detail = f"(run {run}, {format_age(decided.age_sec)} ago)"
             if decided.reasons:
                 detail += "; " + "; ".join(decided.reasons)
         elif status == "pending":
@@ -84,6 +89,8 @@ def _parse(argv: list[str]) -> dict[str, Any] | None:
         "store": os.environ.get("PIPEX_STORE") or None,
         "offline": False,
         "json_output": False,
+        "remote": None,
+        "pull": None,
     }
     index = 0
     while index < len(argv):
@@ -136,6 +143,8 @@ def run_plan(
     store: str | None,
     offline: bool,
     json_output: bool,
+    remote: str | None = None,
+    pull: str | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Make the plan through ``pipex.api.plan`` and print it; return the exit code (0)."""
@@ -149,6 +158,8 @@ def run_plan(
         env_files=env_files,
         store=store,
         offline=offline,
+        remote=remote,
+        pull=pull,
     )
     render_plan(the_plan, json_output=json_output, out=out)
     return 0
@@ -178,6 +189,8 @@ def fast_plan(argv: list[str]) -> int | None:
             store=opts["store"],
             offline=opts["offline"],
             json_output=opts["json_output"],
+            remote=opts["remote"],
+            pull=opts["pull"],
         )
     except PipexError as error:
         if os.environ.get("PIPEX_DEBUG"):

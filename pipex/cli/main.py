@@ -52,6 +52,7 @@ def _register_commands() -> None:
         "workspace_cmds",
         "detach_cmds",
         "exec_cmds",
+        "remote_cmds",
     ):
         importlib.import_module(f"pipex.cli.{module}")
 

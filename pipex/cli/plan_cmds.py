@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from pipex.cli.main import app
+from pipex.cli._common import REMOTE_HELP
 from pipex.cli.fast_plan import plan_lines, render_plan, run_plan
 
 __all__ = ["render_plan", "plan_lines"]
@@ -27,8 +28,10 @@ def plan(
     store: Optional[Path] = typer.Option(None, "--store", envvar="PIPEX_STORE", help="Store root."),
     offline: bool = typer.Option(False, "--offline", help="Trust recorded image ids; do not ask Docker about tags."),
     json_output: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
+    remote: Optional[str] = typer.Option(None, "--remote", help=REMOTE_HELP),
+    pull: Optional[str] = typer.Option(None, "--pull", help="lazy or eager: look hits up in the remote; off: do not."),
 ) -> None:
-    """Say what a build would run and why; run nothing, change nothing in the store."""
+    """Say what a build would run and why; run nothing, change nothing in the store (nor the remote)."""
     code = run_plan(
         file=str(file) if file else None,
         targets=list(targets or []) + list(target),
@@ -38,6 +41,8 @@ def plan(
         store=str(store) if store else None,
         offline=offline,
         json_output=json_output,
+        remote=remote,
+        pull=pull,
     )
     if code:
         raise typer.Exit(code)

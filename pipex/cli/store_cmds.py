@@ -117,6 +117,7 @@ def verify_command(
             f"checked {report.objects} objects ({format_size(report.bytes)}), {report.trees} trees, "
             f"{report.runs} runs, {report.refs} refs: "
             + ("no damage" if report.ok else f"{len(report.problems)} problems")
+            + (f"; {report.not_fetched} objects of pulled runs not fetched (on the remote)" if report.not_fetched else "")
         )
         if report.repaired:
             typer.echo(

@@ -31,6 +31,7 @@ from pipex.store.runs import RunMeta, RunStatus, log_tail, run_id_for
 if TYPE_CHECKING:
     from pipex.engine.plan import StepPlan
     from pipex.engine.session import BuildSession
+    from pipex.store.runs import RunRecord
     from pipex.executor.base import ExecutionResult
 
 __all__ = ["JOB_FORMAT", "StepJob", "JobRunner"]
@@ -108,13 +109,23 @@ class JobRunner:
         self.options = options
         self.host_hasher = host_hasher
 
-    def reuse(self, step: Step, run_id: str, tree_id: str | None = None) -> StepResult:
-        """Take an existing run as this step's result and point the workspace ref at it."""
+    def reuse(self, step: Step, run_id: str, tree_id: str | None = None, *, remote: bool = False) -> StepResult | None:
+        """Take an existing run as this step's result and point the workspace ref at it.
+
+        ``remote``: the remote cache has the run; it is adopted first (record
+        and tree, no object bytes). None when that proved impossible: the
+        caller runs the step instead.
+        """
+        pulled = remote and not self.store.has_run(run_id)
+        if pulled:
+            cache = self.session.remote
+            if cache is None or cache.adopt(self.store, run_id) is None:
+                return None
         if tree_id is None:
             tree_id = self.store.read_run(run_id).output_tree
         if self.store.get_ref(self.workspace, step.id) != run_id:
             self.store.set_ref(self.workspace, step.id, run_id)
-        return StepResult(step.id, StepOutcome.CACHED, run_id=run_id, tree_id=tree_id)
+        return StepResult(step.id, StepOutcome.CACHED, run_id=run_id, tree_id=tree_id, source="remote" if pulled else "local")
 
     def execute(self, job: StepJob) -> StepResult:
         """Run one job: wait for the same fingerprint elsewhere, then attempts, ingest, record.
@@ -126,7 +137,9 @@ class JobRunner:
         # Two builds (even in two processes) that need one fingerprint run it once.
         with self.store.lock(run_lock_name(job.fingerprint)):
             if not forced and self.store.has_run(job.fingerprint):
-                return self.reuse(step, job.fingerprint)
+                reused = self.reuse(step, job.fingerprint)
+                assert reused is not None
+                return reused
             if self.session.cancel.is_set():
                 raise StepInterrupted
             with self.store.staging_dir(f"run-{step.id}") as staging:
@@ -253,6 +266,8 @@ class JobRunner:
         record = self.store.record_run(run_id, meta, logs, replace=succeeded and self.options.forced(step.id))
         if succeeded:
             self.store.set_ref(self.workspace, step.id, run_id)
+            if not unstable:
+                self._push(step, record)
             self.session.sink(
                 Event(
                     EventKind.STEP_FINISHED,
@@ -289,6 +304,28 @@ class JobRunner:
             duration_ms=meta.duration_ms,
             allow_failure=step.allow_failure,
         )
+
+    def _push(self, step: Step, record: RunRecord) -> None:
+        """Push a successful run to the remote cache (a failure is one warning; read-only credentials, one line)."""
+        remote = self.session.remote
+        if remote is None or not remote.may_push(step.id):
+            return
+        from pipex.errors import RemoteDeniedError, RemoteError
+        from pipex.remote.push import push_run
+
+        try:
+            pushed = push_run(remote, self.store, record)
+        except RemoteDeniedError as error:
+            remote.denied(error)
+            return
+        except RemoteError as error:
+            remote.failed(error)
+            return
+        except PipexError as error:  # the run cannot be read back (a damaged store): the build need not fail
+            remote.warn(f"step '{step.id}' not pushed: {str(error).splitlines()[0]}")
+            return
+        if pushed.pushed:
+            self.session.sink(Event(EventKind.REMOTE_PUSH, step.id, pushed.to_dict()))
 
     def fail_outside_command(self, step: Step, error: PipexError, fingerprint: str | None = None) -> StepResult:
         """A step that failed before or around its command (no image, engine gone): record, report, return it.

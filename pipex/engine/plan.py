@@ -37,6 +37,7 @@ from pipex.spec.model import Pipeline, Step
 from pipex.store.runs import RunMeta
 
 if TYPE_CHECKING:
+    from pipex.remote.cache import RemoteCache
     from pipex.store.store import Store
 
 __all__ = ["StepStatus", "StepPlan", "Plan", "Planner", "make_plan", "resolve_step"]
@@ -69,6 +70,7 @@ class StepPlan:
     image_id: str | None = None
     document: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     output_tree: str | None = None
+    source: str = "local"  # CACHED: "local" (this store) or "remote" (the remote cache has the run)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form used by ``pipex plan --json``."""
@@ -81,6 +83,7 @@ class StepPlan:
             "ageSec": None if self.age_sec is None else round(self.age_sec, 3),
             "imageId": self.image_id,
             "outputTree": self.output_tree,
+            "source": self.source if self.status is StepStatus.CACHED else None,
         }
 
 
@@ -153,6 +156,7 @@ class Planner:
         image_resolver: ImageResolver | None = None,
         offline: bool = False,
         host_hasher: HostHasher | None = None,
+        remote: RemoteCache | None = None,
     ) -> None:
         """See ``make_plan`` for the arguments; ``workspace`` defaults to the pipeline id."""
         self.pipeline = pipeline
@@ -171,6 +175,7 @@ class Planner:
         else:
             self._forced = frozenset(resolve_names(pipeline, tuple(force), what="step to force"))
         self._runs = RecordedRuns(store, self.workspace)
+        self.remote = remote
         self._meta = self._runs.meta
         self._previous_run = self._runs.previous_run
         self._conditions: dict[str, Any] = {}
@@ -195,7 +200,7 @@ class Planner:
     @property
     def warnings(self) -> list[str]:
         """What the plan says besides its steps (an unreachable engine)."""
-        return self.images.warnings
+        return self.images.warnings + (self.remote.warnings if self.remote is not None else [])
 
     # -- deciding ----------------------------------------------------------------
 
@@ -237,6 +242,14 @@ class Planner:
                 document,
                 meta.output_tree,
             )
+        if not forced and self.remote is not None:
+            hit = self.remote.lookup(fingerprint)
+            if hit is not None:
+                age = max(0.0, time.time() - hit.pushed_at)
+                return StepPlan(
+                    step_id, StepStatus.CACHED, (), fingerprint, fingerprint, age, image_id, document,
+                    hit.output_tree, "remote",
+                )  # fmt: skip
         previous_id = self._previous_run(step_id)
         previous_meta = self._meta(previous_id)
         if forced:
@@ -342,6 +355,7 @@ def make_plan(
     image_resolver: ImageResolver | None = None,
     offline: bool = False,
     host_hasher: HostHasher | None = None,
+    remote: RemoteCache | None = None,
 ) -> Plan:
     """Return the plan for ``targets`` (ids or globs; default all leaves) in ``workspace``.
 
@@ -349,7 +363,8 @@ def make_plan(
     ignored. ``condition_env`` (default ``os.environ``) is what ``if:`` sees.
     ``image_resolver`` resolves image refs in one call (default: the Docker
     socket, see the module docstring). Reads the store, never writes it; only
-    the host stat cache may be updated.
+    the host stat cache may be updated. ``remote``: a remote cache that a
+    fingerprint without a local run is looked up in (read, never written).
     """
     planner = Planner(
         pipeline,
@@ -360,5 +375,6 @@ def make_plan(
         image_resolver=image_resolver,
         offline=offline,
         host_hasher=host_hasher,
+        remote=remote,
     )
     return planner.plan(targets)

@@ -34,6 +34,7 @@ class StepResult:
     exit_code: int | None = None
     duration_ms: int | None = None
     allow_failure: bool = False
+    source: str = "local"  # CACHED: where the run came from ("local" or "remote")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Scheduler:
         self.session = session
         self.jobs = jobs
         self.options = options
+        self._planned = {sp.step_id: sp for sp in plan.steps}
 
     def run(self) -> BuildResult:
         """Build every step of the plan; return when all are decided or the build is cancelled."""
@@ -141,7 +142,9 @@ class Scheduler:
         if result.outcome is StepOutcome.SKIPPED:
             self.session.sink(Event(EventKind.STEP_SKIPPED, result.step_id, {"reason": result.reason}))
         elif result.outcome is StepOutcome.CACHED:
-            self.session.sink(Event(EventKind.STEP_CACHED, result.step_id, {"runId": result.run_id, "tree": result.tree_id}))
+            self.session.sink(
+                Event(EventKind.STEP_CACHED, result.step_id, {"runId": result.run_id, "tree": result.tree_id, "source": result.source})
+            )
 
     def _decide(self, step: Step, step_plan: StepPlan, results: Mapping[str, StepResult]) -> StepResult | StepJob:
         """Skip, reuse a run, or make a job; cheap enough for the main thread.
@@ -165,9 +168,8 @@ class Scheduler:
             else:
                 state = upstream.outcome.value if upstream else "not built"
                 return StepResult(step.id, StepOutcome.SKIPPED, reason=f"input '{ref.step}' {state}")
-        if step_plan.status is StepStatus.CACHED:
-            assert step_plan.run_id is not None
-            return self.jobs.reuse(step, step_plan.run_id, step_plan.output_tree)
+        if step_plan.status is StepStatus.CACHED and self._inputs_as_planned(step, input_trees):
+            return self._reuse(step, step_plan, input_trees)
         try:
             image_id = self.planner.images.image_of(step) or self.session.image_id(step.image)
         except (StepInterrupted, InterruptedBuild):
@@ -182,6 +184,21 @@ class Scheduler:
             return self.jobs.fail_outside_command(step, error)
         decided = self.planner.decide(step.id, input_trees=input_trees, image_id=image_id)
         if decided.status is StepStatus.CACHED:
-            assert decided.run_id is not None
-            return self.jobs.reuse(step, decided.run_id, decided.output_tree)
+            return self._reuse(step, decided, input_trees)
         return StepJob.from_plan(step, decided, input_trees, "; ".join(decided.reasons) or "never built")
+
+    def _inputs_as_planned(self, step: Step, input_trees: Mapping[str, str | None]) -> bool:
+        """True if every input has the tree the plan assumed (a producer whose remote run was unusable ran again)."""
+        for ref in step.inputs:
+            planned = self._planned.get(ref.step)
+            if planned is not None and planned.status is StepStatus.CACHED and planned.output_tree != input_trees.get(ref.step):
+                return False
+        return True
+
+    def _reuse(self, step: Step, decided: StepPlan, input_trees: Mapping[str, str | None]) -> StepResult | StepJob:
+        """A cached step's result; a job when its remote run proved unusable (damaged, unreachable)."""
+        assert decided.run_id is not None
+        reused = self.jobs.reuse(step, decided.run_id, decided.output_tree, remote=decided.source == "remote")
+        if reused is not None:
+            return reused
+        return StepJob.from_plan(step, decided, input_trees, "the remote cache's run could not be used")

@@ -32,6 +32,7 @@ from pipex.store.owners import container_owner_lives
 
 if TYPE_CHECKING:
     from pipex.executor.base import Executor
+    from pipex.remote.cache import RemoteCache
     from pipex.store.store import Store
 
 __all__ = ["BuildSession", "ExecutorFactory"]
@@ -56,8 +57,13 @@ class BuildSession:
         sink: EventSink | None = None,
         cancel: threading.Event | None = None,
         ephemeral: bool = False,
+        remote: RemoteCache | None = None,
     ) -> None:
-        """Nothing is locked or contacted until the context managers or ``executor`` are used."""
+        """Nothing is locked or contacted until the context managers or ``executor`` are used.
+
+        ``remote``: the shared cache hits come from and runs go to; it becomes
+        the store's fetcher of missing objects.
+        """
         self.store = store
         self.workspace = workspace
         self.sink: EventSink = sink or (lambda event: None)
@@ -70,6 +76,9 @@ class BuildSession:
         self._image_locks: dict[str, threading.Lock] = {}
         #: Set when the engine went away: no step can run, the build ends with exit 2.
         self.fatal: PipexError | None = None
+        self.remote = remote
+        if remote is not None:
+            store.fetcher = remote.fetch_objects
 
     def warn(self, message: str) -> None:
         """Report a WARNING event."""

@@ -15,6 +15,7 @@ from pipex.ops.project import (
     condition_env,
     executor_factory,
     load,
+    open_remote,
     open_store,
     parse_force,
     workspace_name,
@@ -39,8 +40,14 @@ def plan(
     store: Store | Path | str | None = None,
     offline: bool = False,
     project: Project | None = None,
+    remote: str | None = None,
+    pull: str | None = None,
 ) -> Plan:
-    """Return the Plan for ``targets``: per step cached / run (with reasons) / pending / skipped."""
+    """Return the Plan for ``targets``: per step cached / run (with reasons) / pending / skipped.
+
+    With a remote cache, a fingerprint with no local run is looked up there
+    (``cached (remote run …)``); nothing is written, locally or remotely.
+    """
     from pipex.engine.plan import make_plan
 
     project = project or load(path, env_files=env_files)
@@ -53,6 +60,7 @@ def plan(
         force=parse_force(project, force),
         condition_env=condition_env(env_files),
         offline=offline,
+        remote=open_remote(project.config, remote=remote, pull=pull, push=False),
     )
 
 
@@ -71,11 +79,15 @@ def build(
     sink: EventSink | None = None,
     project: Project | None = None,
     cancel: threading.Event | None = None,
+    remote: str | None = None,
+    pull: str | None = None,
+    push: bool | None = None,
 ) -> BuildResult:
     """Build ``targets`` (default: all leaves) and what they need; return a BuildResult.
 
     Raises InterruptedBuild (exit 130) on SIGINT/SIGTERM after removing every
-    container it started; finished steps stay recorded.
+    container it started; finished steps stay recorded. ``remote`` (a URL or
+    ``off``), ``pull`` and ``push`` override the project's remote cache.
     """
     from pipex.engine.job import JobRunner
     from pipex.engine.plan import Planner
@@ -94,16 +106,20 @@ def build(
     name = workspace_name(project, workspace)
     forced = parse_force(project, force)
     opened = open_store(store, config)
-    session = BuildSession(opened, name, executor_factory=executor_factory(config), sink=sink, cancel=cancel)
+    cache = open_remote(config, remote=remote, pull=pull, push=push)
+    session = BuildSession(opened, name, executor_factory=executor_factory(config), sink=sink, cancel=cancel, remote=cache)
+    if cache is not None:
+        cache.on_warning(session.warn)
     with session.store_lock():
         check_workspace_root(opened, name, project, explicit=workspace is not None)
         with session.workspace_lock():
             opened.create_workspace(name, pipeline.root.resolve())
             planner = Planner(
-                pipeline, opened, workspace=name, force=forced, condition_env=condition_env(env_files), offline=offline
+                pipeline, opened, workspace=name, force=forced, condition_env=condition_env(env_files), offline=offline,
+                remote=cache,
             )
             the_plan = planner.plan(tuple(targets))
-            for warning in the_plan.warnings:
+            for warning in planner.images.warnings:
                 session.warn(warning)
             options = BuildOptions(concurrency=jobs, keep_going=keep_going, force=forced, verbose=verbose)
             runner = JobRunner(session, root=pipeline.root, options=options, host_hasher=planner.host_hasher)

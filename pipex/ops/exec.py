@@ -158,6 +158,7 @@ def exec_step(
                     return _ephemeral(session, runner, StepJob.from_plan(step, decided, trees, "exec"))
                 if decided.run_id is not None:
                     result = runner.reuse(step, decided.run_id, decided.output_tree)
+                    assert result is not None  # a local run: nothing to adopt
                     sink(Event(EventKind.STEP_CACHED, step.id, {"runId": result.run_id, "tree": result.tree_id}))
                 else:
                     job = StepJob.from_plan(step, decided, trees, "; ".join(decided.reasons) or "exec")

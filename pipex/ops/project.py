@@ -9,7 +9,7 @@ how the executor is made (``executor_factory``).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +20,7 @@ from pipex.store.refs import workspace_name_problem
 if TYPE_CHECKING:
     from pipex.engine.session import ExecutorFactory
     from pipex.executor.docker import DockerExecutor
+    from pipex.remote.cache import RemoteCache
     from pipex.spec.config import Config
     from pipex.spec.model import Pipeline
     from pipex.store.store import Store
@@ -34,6 +35,7 @@ __all__ = [
     "check_workspace_root",
     "parse_force",
     "executor_factory",
+    "open_remote",
 ]
 
 
@@ -74,15 +76,22 @@ def open_store(explicit: Store | Path | str | None = None, config: Config | None
 def open_store_here(
     explicit: Store | Path | str | None = None, directory: Path | str | None = None, *, repair: bool = False
 ) -> Store:
-    """Open the store a build in ``directory`` (default cwd) would use: its ``.pipex.yml`` counts."""
+    """Open the store a build in ``directory`` (default cwd) would use: its ``.pipex.yml`` counts.
+
+    With a remote cache configured there, missing objects are fetched from it when read.
+    """
     from pipex.spec.config import find_config_file, load_config
 
     config = None
-    if explicit is None and not os.environ.get("PIPEX_STORE"):
-        root = Path(directory) if directory is not None else Path.cwd()
-        if find_config_file(root) is not None:
-            config = load_config(root)
-    return open_store(explicit, config, repair=repair)
+    root = Path(directory) if directory is not None else Path.cwd()
+    if find_config_file(root) is not None:
+        config = load_config(root)
+    opened = open_store(explicit, config, repair=repair)
+    # Objects of runs pulled lazily come from the remote when read (cat, export, logs).
+    cache = open_remote(config)
+    if cache is not None:
+        opened.fetcher = cache.fetch_objects
+    return opened
 
 
 def condition_env(env_files: Sequence[Path | str] = ()) -> dict[str, str]:
@@ -140,3 +149,25 @@ def executor_factory(config: Config | None) -> ExecutorFactory:
 
     return make
 
+
+
+def open_remote(
+    config: Config | None,
+    *,
+    remote: str | None = None,
+    pull: str | None = None,
+    push: bool | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> RemoteCache | None:
+    """The remote cache a command uses (``.pipex.yml remote:``, ``PIPEX_REMOTE``, ``--remote``), or None.
+
+    Nothing is imported or contacted here: boto3 comes with the first lookup.
+    """
+    from pipex.remote.config import remote_config
+
+    settings = remote_config(config.remote if config else None, override=remote, pull=pull, push=push)
+    if settings is None:
+        return None
+    from pipex.remote.cache import RemoteCache
+
+    return RemoteCache(settings, warn=warn)

@@ -43,6 +43,7 @@ class Config:
     ca_bundle: Path | None = None
     detach: bool = False
     workspace: str | None = None
+    remote: Mapping[str, Any] | None = None  # the raw ``remote:`` setting (pipex.remote.config parses it)
     source: bytes = b""
 
     def kit(self, name: str) -> KitConfig | None:
@@ -126,5 +127,12 @@ def _parse(file: Path, root: Path, source: bytes) -> Config:
         ca_bundle=_host_path(data["caBundle"], root) if "caBundle" in data else None,
         detach=bool(data.get("detach", False)),
         workspace=data.get("workspace"),
+        remote=_remote_setting(data.get("remote")),
         source=source,
     )
+
+
+def _remote_setting(raw: Any) -> Mapping[str, Any] | None:
+    if raw is None:
+        return None
+    return MappingProxyType({"url": raw} if isinstance(raw, str) else dict(raw))

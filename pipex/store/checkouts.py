@@ -32,6 +32,7 @@ def checkout(store: Store, tree_id: str) -> Path:
         if dest.is_dir():
             return dest
         tree = store.read_tree(tree_id)
+        store.ensure_objects(tree)
         with store_errors(f"cannot check out tree {tree_id}"):
             tmp = tempfile.mkdtemp(prefix=f"checkout-{owner_token()}-", dir=store.root / "staging")
             try:
@@ -76,6 +77,7 @@ def export(store: Store, tree_id: str, dest: Path) -> None:
     names are never overwritten and links in ``dest`` are never followed.
     """
     tree = store.read_tree(tree_id)
+    store.ensure_objects(tree)
     with store.shared_lock(), store_errors(f"cannot export tree {tree_id} to {dest}"):
         try:
             st = os.lstat(dest)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from pipex.errors import StoreError
 from pipex.store._fs import store_errors, syncfs, write_atomic
-from pipex.store.trees import EntryType, TreeEntry, encode_tree, scan_output
+from pipex.store.objects import hash_bytes
+from pipex.store.trees import EntryType, Tree, TreeEntry, check_tree_links, decode_tree, encode_tree, scan_output
 
 if TYPE_CHECKING:
     from pipex.store.store import Store
@@ -56,10 +57,11 @@ def ingest(store: Store, directory: Path) -> IngestResult:
             entries.append(TreeEntry(rel, EntryType.FILE, mode, oid, size))
             total += size
         tree_id, data = encode_tree(entries)
-        _write_tree(store, tree_id, data)
+        write_tree(store, tree_id, data)
     return IngestResult(tree_id, len(scan.files), total)
 
-def _write_tree(store: Store, tree_id: str, data: bytes) -> None:
+def write_tree(store: Store, tree_id: str, data: bytes) -> None:
+    """Write tree bytes under their id unless that tree is there (after its objects are durable)."""
     path = store.tree_path(tree_id)
     try:
         if path.read_bytes() == data:
@@ -69,3 +71,17 @@ def _write_tree(store: Store, tree_id: str, data: bytes) -> None:
     # One syncfs makes the objects just moved in *and* the tree's temp file
     # durable (one journal commit); only then may the tree's name appear.
     write_atomic(path, data, store.tmpdir(), durable=lambda: syncfs(store.root / "objects"))
+
+
+def add_tree(store: Store, data: bytes) -> Tree:
+    """Store tree bytes from elsewhere (a remote cache): checked like an ingested output, its objects may follow later.
+
+    The hash must match, paths must be safe and every link must stay inside
+    (``check_tree_links``): a tree from elsewhere is untrusted input.
+    """
+    tree_id = hash_bytes(data)
+    tree = decode_tree(tree_id, data)
+    check_tree_links(tree)
+    with store.shared_lock(), store_errors(f"cannot store tree {tree_id}"):
+        write_tree(store, tree_id, data)
+    return tree

@@ -32,7 +32,7 @@ from typing import Protocol
 
 import xxhash
 
-from pipex.errors import StoreError
+from pipex.errors import StoreCorruptError, StoreError
 
 __all__ = ["CHUNK", "hash_bytes", "hash_file", "hash_fd", "is_oid", "ObjectDB", "TmpDir"]
 
@@ -186,6 +186,30 @@ class ObjectDB:
         with contextlib.suppress(OSError):
             os.unlink(src)
         return oid, size
+
+    def present(self, oid: str, executable: bool, size: int) -> bool:
+        """True if object ``oid`` (that variant) is stored with ``size`` bytes."""
+        return self._present(self._path_b(oid, executable), size)
+
+    def add_verified(self, tmp: str, oid: str, size: int, executable: bool) -> None:
+        """Move the fetched file ``tmp`` in as ``oid``; StoreCorruptError (and ``tmp`` removed) unless it hashes to it."""
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                got, got_size = hash_fd(fd)
+                if (got, got_size) != (oid, size):
+                    msg = f"object {oid} from elsewhere is damaged (it hashes to {got}, {got_size} bytes, not {size})"
+                    raise StoreCorruptError(msg)
+                os.fchmod(fd, 0o555 if executable else 0o444)
+            finally:
+                os.close(fd)
+            dest = self._path_b(oid, executable)
+            if not self._present(dest, size):
+                self._ensure_prefix(oid)
+                os.rename(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def _copy_in(self, fd: int, executable: bool) -> tuple[str, int]:
         """Copy an open file into a staging temp while hashing it (one read), then rename into place."""

@@ -28,7 +28,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +82,8 @@ class Store:
         #: Set when staging of a dead process was seen: a killed build, whose
         #: containers may still be running (the next build removes them).
         self.found_stale_staging = False
+        #: Fetches missing objects of a tree (a remote cache sets it; see ensure_objects).
+        self.fetcher: Callable[[Store, Tree, list[TreeEntry]], None] | None = None
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -208,6 +210,12 @@ class Store:
 
         return ingest.ingest(self, directory)
 
+    def add_tree(self, data: bytes) -> Tree:
+        """Store tree bytes from elsewhere, checked like an ingested output (see ``ingest.add_tree``)."""
+        from pipex.store import ingest
+
+        return ingest.add_tree(self, data)
+
     def read_tree(self, tree_id: str) -> Tree:
         """Read and check tree ``tree_id``; StoreCorruptError if missing or damaged."""
         if not is_oid(tree_id):
@@ -234,18 +242,35 @@ class Store:
             # O_NOFOLLOW: an object is a plain file the store wrote; never a link to follow.
             return os.open(self.object_path(entry), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
+            if self.fetcher is None:
+                raise self.missing_object(entry, tree_id) from None
+        self.fetcher(self, Tree(tree_id, (entry,)), [entry])
+        try:
+            return os.open(self.object_path(entry), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
             raise self.missing_object(entry, tree_id) from None
         except OSError as error:
             msg = f"cannot read object {entry.oid}: {error.strerror}"
             raise StoreError(msg) from None
 
+    def ensure_objects(self, tree: Tree) -> None:
+        """Fetch the objects ``tree`` names that are not here, through ``fetcher`` (a remote cache), in one batch.
+
+        Without a fetcher nothing happens (a missing object is then damage,
+        reported where it is read). A lazily pulled run's tree is here
+        before its objects: checkout, export and cat call this first.
+        """
+        fetcher = self.fetcher
+        if fetcher is None:
+            return
+        missing = [e for e in tree.entries if e.oid and not self.objects.present(e.oid, e.executable, e.size)]
+        if missing:
+            fetcher(self, tree, missing)
+
     def missing_object(self, entry: TreeEntry, tree_id: str) -> StoreCorruptError:
         """The error for a file whose object is missing, naming it and the repair."""
-        msg = (
-            f"object {entry.oid} ({show_path(entry.path)!r} in tree {tree_id}) is missing; "
-            "run 'pipex verify --repair'"
-        )
-        return StoreCorruptError(msg)
+        where = f"{entry.oid} ({show_path(entry.path)!r} in tree {tree_id})"
+        return StoreCorruptError(f"object {where} is missing; run 'pipex verify --repair'")
 
     def checkout_path(self, tree_id: str) -> Path:
         """Where the checkout of ``tree_id`` is (or would be)."""

@@ -51,6 +51,7 @@ __all__ = [
     "Scan",
     "UnsafeOutputError",
     "scan_output",
+    "check_tree_links",
     "encode_tree",
     "decode_tree",
     "tree_object_keys",
@@ -163,7 +164,42 @@ def scan_output(root: bytes) -> Scan:
 
 def check_link(root: bytes, relpath: bytes, target: bytes) -> None:
     """Refuse a symlink whose target is absolute or resolves outside ``root`` (``pipex.store.links``)."""
+    from pipex.store.links import Kind  # only ingest checks links on disk
 
+    def kind_of(parts: tuple[bytes, ...]) -> tuple[Kind, bytes | None] | None:
+        here = os.path.join(root, *parts)
+        try:
+            st = os.lstat(here)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # dangling inside the output is harmless
+        if stat.S_ISLNK(st.st_mode):
+            return Kind.LINK, os.readlink(here)
+        return (Kind.DIR if stat.S_ISDIR(st.st_mode) else Kind.FILE), None
+
+    _check_link_with(relpath, target, kind_of)
+
+
+def check_tree_links(tree: Tree) -> None:
+    """Refuse a tree with a link that leaves it: the check ingest makes on disk, made on a tree from elsewhere."""
+    from pipex.store.links import Kind
+
+    kinds = {entry.path: entry for entry in tree.entries}
+
+    def kind_of(parts: tuple[bytes, ...]) -> tuple[Kind, bytes | None] | None:
+        entry = kinds.get(b"/".join(parts))
+        if entry is None:
+            return None
+        if entry.type is EntryType.LINK:
+            return Kind.LINK, entry.target
+        return (Kind.DIR if entry.type is EntryType.DIR else Kind.FILE), None
+
+    for entry in tree.entries:
+        if entry.type is EntryType.LINK:
+            assert entry.target is not None
+            _check_link_with(entry.path, entry.target, kind_of)
+
+
+def _check_link_with(relpath: bytes, target: bytes, kind_of: Any) -> None:
     def refuse(why: str) -> UnsafeOutputError:
         msg = (
             f"output symlink {show_path(relpath)!r} -> {show_path(target)!r} {why}; "
@@ -175,17 +211,7 @@ def check_link(root: bytes, relpath: bytes, target: bytes) -> None:
         raise refuse("is absolute")
     if not target:
         raise refuse("is empty")
-    from pipex.store.links import Kind, Outcome, walk_path  # only ingest checks links on disk
-
-    def kind_of(parts: tuple[bytes, ...]) -> tuple[Kind, bytes | None] | None:
-        here = os.path.join(root, *parts)
-        try:
-            st = os.lstat(here)
-        except (FileNotFoundError, NotADirectoryError):
-            return None  # dangling inside the output is harmless
-        if stat.S_ISLNK(st.st_mode):
-            return Kind.LINK, os.readlink(here)
-        return (Kind.DIR if stat.S_ISDIR(st.st_mode) else Kind.FILE), None
+    from pipex.store.links import Outcome, walk_path
 
     walk = walk_path(tuple(relpath.split(b"/")[:-1]), target, kind_of)
     if walk.outcome is Outcome.ESCAPES:

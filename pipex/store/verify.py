@@ -71,6 +71,7 @@ class VerifyReport:
     trees_dropped: int = 0
     checkouts_dropped: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    not_fetched: int = 0  # objects of lazily pulled runs still on the remote: not damage
 
     @property
     def ok(self) -> bool:
@@ -83,6 +84,19 @@ def verify(store: Store, *, repair: bool = False) -> VerifyReport:
     lock = store.exclusive_lock() if repair else store.shared_lock()
     with lock, store_errors("verify failed"):
         return _verify(store, repair)
+
+
+def _lazily_pulled_trees(store: Store) -> set[str]:
+    """Output trees of runs pulled lazily from a remote cache: their objects may be elsewhere still."""
+    trees: set[str] = set()
+    for run_id in store.runs():
+        try:
+            meta = load_meta(run_id, store.root / "runs" / run_id)
+        except StoreError:
+            continue
+        if meta.pulled_from and meta.output_tree:
+            trees.add(meta.output_tree)
+    return trees
 
 
 def _verify(store: Store, repair: bool) -> VerifyReport:
@@ -117,6 +131,8 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
     # Trees: the name must be the hash, the format valid, every object present and sound.
     bad_trees: set[str] = set()
     corrupt_trees: list[str] = []
+    pulled_trees = _lazily_pulled_trees(store)
+    not_fetched: set[str] = set()
     n_trees = 0
     for prefix in sorted(os.listdir(root / "trees")):
         for name in sorted(os.listdir(root / "trees" / prefix)):
@@ -137,7 +153,9 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
                 key = item.oid + (".x" if item.executable else "")
                 if key not in good_objects and key not in corrupt_objects and _sound(store, key, item.oid):
                     good_objects.add(key)  # stored by a build after the object pass
-                if key not in good_objects:
+                if key not in good_objects and tree_id in pulled_trees and key not in corrupt_objects:
+                    not_fetched.add(key)
+                elif key not in good_objects:
                     bad_trees.add(tree_id)
                     if key not in corrupt_objects:
                         where = item.path.decode("utf-8", "backslashreplace")
@@ -189,7 +207,8 @@ def _verify(store: Store, repair: bool) -> VerifyReport:
     for problem in problems:
         counts[problem.kind.value] = counts.get(problem.kind.value, 0) + 1
     report = VerifyReport(
-        objects=n_objects, bytes=n_bytes, trees=n_trees, runs=len(runs), refs=n_refs, problems=tuple(problems), counts=counts
+        objects=n_objects, bytes=n_bytes, trees=n_trees, runs=len(runs), refs=n_refs, problems=tuple(problems), counts=counts,
+        not_fetched=len(not_fetched),
     )
     if not repair or not problems:
         return report
@@ -334,4 +353,5 @@ def _repair(
         trees_dropped=len(bad_trees),
         checkouts_dropped=checkouts,
         counts=report.counts,
+        not_fetched=report.not_fetched,
     )

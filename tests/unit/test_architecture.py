@@ -25,7 +25,7 @@ LAYER = {
     "api": 6,
     "ops": 5,
     "engine": 4,
-    "executor": 3, "kits": 3,
+    "executor": 3, "kits": 3, "remote": 3,
     "spec": 2,
     "store": 1,
     "errors": 0, "events": 0, "_lazy": 0,

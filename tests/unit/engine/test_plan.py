@@ -436,7 +436,7 @@ def test_plan_json_form(project: Path, store: Store) -> None:
     data = json.loads(json.dumps(_plan(pipe, store).to_dict()))
     assert data["workspace"] == "demo"
     assert [s["status"] for s in data["steps"]] == ["cached"] * 3
-    assert set(data["steps"][0]) == {"step", "status", "reasons", "fingerprint", "run", "ageSec", "imageId", "outputTree"}
+    assert set(data["steps"][0]) == {"step", "status", "reasons", "fingerprint", "run", "ageSec", "imageId", "outputTree", "source"}
 
 
 def test_offline_trusts_each_steps_own_recorded_image_id(project: Path, store: Store) -> None:
