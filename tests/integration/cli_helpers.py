@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ class Cli:
 
     root: Path
     store: Path
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (credentials, PIPEX_REMOTE)
 
     def write(self, pipeline: str, files: dict[str, str] | None = None, config: str = "") -> None:
         """Write pipeline.yaml, .pipex.yml (kit images + ``config``) and extra files."""
@@ -36,7 +37,7 @@ class Cli:
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "PIPEX_DEBUG"}
-        return {**env, "PIPEX_STORE": str(self.store), "NO_COLOR": "1"}
+        return {**env, "PIPEX_STORE": str(self.store), "NO_COLOR": "1", **self.env}
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run pipex to the end."""
