@@ -18,6 +18,7 @@ __all__ = [
     "ContainerError",
     "RemoteError",
     "RemoteDeniedError",
+    "RemoteObjectError",
     "shorten",
 ]
 
@@ -149,3 +150,11 @@ class RemoteError(PipexError):
 
 class RemoteDeniedError(RemoteError):
     """Raised when the remote refuses a request for lack of permission (read-only credentials)."""
+
+
+class RemoteObjectError(StoreCorruptError):
+    """Raised when an object a lazily pulled run names is missing from the remote or arrives damaged."""
+
+    def __init__(self, message: str, oid: str) -> None:
+        super().__init__(message)
+        self.oid = oid

@@ -20,7 +20,7 @@ import xxhash
 
 from pipex import __version__
 from pipex.engine.hosts import HostHasher, changed_host_files
-from pipex.engine.results import BuildOptions, StepInterrupted, StepOutcome, StepResult
+from pipex.engine.results import BuildOptions, InputUnavailable, StepInterrupted, StepOutcome, StepResult
 from pipex.errors import PipexError, StoreError
 from pipex.events import Event, EventKind
 from pipex.spec.model import Step, step_from_dict, step_to_dict
@@ -127,6 +127,17 @@ class JobRunner:
             self.store.set_ref(self.workspace, step.id, run_id)
         return StepResult(step.id, StepOutcome.CACHED, run_id=run_id, tree_id=tree_id, source="remote" if pulled else "local")
 
+    def forget_run(self, run_id: str | None) -> None:
+        """Drop a run that proved unusable (its remote lost an object) here and in the remote cache's memory."""
+        if run_id is None:
+            return
+        with self.store.shared_lock():
+            path = self.store.run_path(run_id)
+            if path.is_dir():
+                rmtree(self.store.retire(path))
+        if self.session.remote is not None:
+            self.session.remote.forget(run_id)
+
     def execute(self, job: StepJob) -> StepResult:
         """Run one job: wait for the same fingerprint elsewhere, then attempts, ingest, record.
 
@@ -142,8 +153,24 @@ class JobRunner:
                 return reused
             if self.session.cancel.is_set():
                 raise StepInterrupted
+            self._fetch_inputs(job)
             with self.store.staging_dir(f"run-{step.id}") as staging:
                 return self._attempts(job, staging)
+
+    def _fetch_inputs(self, job: StepJob) -> None:
+        """Fetch the objects of inputs pulled lazily from the remote; InputUnavailable if the remote lost one."""
+        if self.store.fetcher is None:
+            return
+        from pipex.errors import RemoteObjectError
+
+        for producer, tree_id in job.input_trees.items():
+            if tree_id is None:
+                continue
+            try:
+                self.store.ensure_objects(self.store.read_tree(tree_id))
+            except RemoteObjectError as error:
+                run_id = self.store.get_ref(self.workspace, producer)
+                raise InputUnavailable(producer, run_id, f"remote object {error.oid} missing") from None
 
     def run_once(
         self, job: StepJob, output: Path, logs: Path, *, labels: Mapping[str, str] | None = None

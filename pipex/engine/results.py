@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["StepOutcome", "StepResult", "BuildResult", "BuildOptions", "StepInterrupted"]
+__all__ = ["StepOutcome", "StepResult", "BuildResult", "BuildOptions", "StepInterrupted", "InputUnavailable"]
 
 
 class StepOutcome(str, Enum):
@@ -73,3 +73,17 @@ class BuildOptions:
 
 class StepInterrupted(Exception):
     """Raised by ``JobRunner.execute`` when the build is being cancelled."""
+
+
+class InputUnavailable(Exception):
+    """Raised by ``JobRunner.execute`` when an input pulled lazily from the remote lost an object there.
+
+    The scheduler forgets that run and runs its producer here (Bazel's
+    fallback for an evicted remote blob), then the consumer again.
+    """
+
+    def __init__(self, producer: str, run_id: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.producer = producer
+        self.run_id = run_id
+        self.reason = reason

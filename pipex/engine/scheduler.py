@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from pipex.engine.job import JobRunner, StepJob
 from pipex.engine.plan import Plan, Planner, StepPlan, StepStatus
-from pipex.engine.results import BuildOptions, BuildResult, StepInterrupted, StepOutcome, StepResult
+from pipex.engine.results import BuildOptions, BuildResult, InputUnavailable, StepInterrupted, StepOutcome, StepResult
 from pipex.engine.session import BuildSession
 from pipex.errors import DockerUnavailableError, ImageError, InterruptedBuild, PipexError
 from pipex.events import Event, EventKind
@@ -41,6 +41,7 @@ class Scheduler:
         self.jobs = jobs
         self.options = options
         self._planned = {sp.step_id: sp for sp in plan.steps}
+        self._rerun: dict[str, str] = {}  # producers whose remote run lost an object -> why they run here
 
     def run(self) -> BuildResult:
         """Build every step of the plan; return when all are decided or the build is cancelled."""
@@ -88,7 +89,13 @@ class Scheduler:
                 done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
                 for future in done:
                     step_id = running.pop(future)
-                    result = self._collect(future, step_id)
+                    try:
+                        result = self._collect(future, step_id)
+                    except InputUnavailable as lost:
+                        failed = self._run_producer_here(lost, step_id, results, waiting, order)
+                        if failed is None:
+                            continue
+                        result = failed
                     self._finish(result, results)
                     if self._stops_the_build(result) or (session.fatal is not None and stopped_by is None):
                         stopped_by = step_id
@@ -115,6 +122,27 @@ class Scheduler:
             raise session.fatal
         session.sink(Event(EventKind.PIPELINE_FINISHED if build.ok else EventKind.PIPELINE_FAILED, data=summary))
         return build
+
+    def _run_producer_here(
+        self, lost: InputUnavailable, consumer: str, results: dict[str, StepResult], waiting: list[str], order: list[str]
+    ) -> StepResult | None:
+        """An input's remote run lost an object: forget it, queue its producer and the consumer again.
+
+        None when both are queued; a failure of the consumer when that run
+        was forgotten once already (the producer's own run is damaged).
+        """
+        if lost.producer in self._rerun:
+            step = self.pipeline.step(consumer)
+            return self.jobs.fail_outside_command(step, PipexError(f"input '{lost.producer}': {lost.reason}"))
+        self._rerun[lost.producer] = lost.reason
+        self.jobs.forget_run(lost.run_id)
+        self.session.warn(f"step '{lost.producer}': {lost.reason} on the remote; it runs here")
+        results.pop(lost.producer, None)
+        for step_id in (lost.producer, consumer):
+            if step_id not in waiting:
+                waiting.append(step_id)
+        waiting.sort(key=order.index)
+        return None
 
     def _stops_the_build(self, result: StepResult) -> bool:
         """make's rule: the first failure stops the build unless -k (allowed failures never do)."""
@@ -185,7 +213,8 @@ class Scheduler:
         decided = self.planner.decide(step.id, input_trees=input_trees, image_id=image_id)
         if decided.status is StepStatus.CACHED:
             return self._reuse(step, decided, input_trees)
-        return StepJob.from_plan(step, decided, input_trees, "; ".join(decided.reasons) or "never built")
+        reason = self._rerun.get(step.id) or "; ".join(decided.reasons) or "never built"
+        return StepJob.from_plan(step, decided, input_trees, reason)
 
     def _inputs_as_planned(self, step: Step, input_trees: Mapping[str, str | None]) -> bool:
         """True if every input has the tree the plan assumed (a producer whose remote run was unusable ran again)."""
@@ -198,7 +227,9 @@ class Scheduler:
     def _reuse(self, step: Step, decided: StepPlan, input_trees: Mapping[str, str | None]) -> StepResult | StepJob:
         """A cached step's result; a job when its remote run proved unusable (damaged, unreachable)."""
         assert decided.run_id is not None
-        reused = self.jobs.reuse(step, decided.run_id, decided.output_tree, remote=decided.source == "remote")
-        if reused is not None:
-            return reused
-        return StepJob.from_plan(step, decided, input_trees, "the remote cache's run could not be used")
+        rerun = self._rerun.get(step.id)
+        if rerun is None:
+            reused = self.jobs.reuse(step, decided.run_id, decided.output_tree, remote=decided.source == "remote")
+            if reused is not None:
+                return reused
+        return StepJob.from_plan(step, decided, input_trees, rerun or "the remote cache's run could not be used")

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipex.errors import PipexError, RemoteDeniedError, RemoteError, StoreCorruptError
+from pipex.errors import PipexError, RemoteDeniedError, RemoteError, RemoteObjectError, StoreCorruptError
 from pipex.remote.layout import FORMAT_KEY, RemoteRun, check_format_document, decode_record, object_key, run_key, tree_key
 
 if TYPE_CHECKING:
@@ -195,9 +195,8 @@ class RemoteCache:
         if not unique:
             return
         if self.unreachable:
-            raise StoreCorruptError(
-                f"object {entries[0].oid} of tree {tree.tree_id} is not here and the remote cannot be reached"
-            )
+            oid = str(entries[0].oid)
+            raise RemoteObjectError(f"object {oid} of tree {tree.tree_id} is not here and the remote cannot be reached", oid)
         tmp_dir = store.tmpdir()
         with ThreadPoolExecutor(max_workers=min(self.config.jobs, len(unique))) as pool:
             list(pool.map(lambda e: self._fetch_one(store, tree, e, tmp_dir), unique.values()))
@@ -212,12 +211,15 @@ class RemoteCache:
                 size = self.blobs.get_to(object_key(entry.oid), fd)
             finally:
                 os.close(fd)
+            where = f"{Path(os.fsdecode(entry.path))} in tree {tree.tree_id}"
             if size is None:
-                msg = f"remote object {entry.oid} missing ({Path(os.fsdecode(entry.path))} in tree {tree.tree_id})"
-                raise StoreCorruptError(msg)
-            store.objects.add_verified(tmp, entry.oid, entry.size, entry.executable)
+                raise RemoteObjectError(f"remote object {entry.oid} missing ({where})", entry.oid)
+            try:
+                store.objects.add_verified(tmp, entry.oid, entry.size, entry.executable)
+            except StoreCorruptError as error:
+                raise RemoteObjectError(f"remote object {entry.oid} damaged ({where}): {error}", entry.oid) from None
         except RemoteError as error:
-            raise StoreCorruptError(f"cannot fetch object {entry.oid}: {str(error).splitlines()[0]}") from None
+            raise RemoteObjectError(f"cannot fetch object {entry.oid}: {str(error).splitlines()[0]}", entry.oid) from None
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

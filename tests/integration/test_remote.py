@@ -192,3 +192,40 @@ def test_remote_status_says_what_the_credentials_may_do(machines: tuple[Cli, Cli
     none.write(textwrap.dedent(PIPELINE))
     refused = none.run("push")
     assert refused.returncode == 2 and "no remote cache configured" in refused.stderr
+
+
+@pytest.mark.parametrize("damage", ["evicted", "damaged"])
+def test_an_evicted_or_damaged_remote_object_makes_its_producer_run_here_and_the_build_succeeds(
+    machines: tuple[Cli, Cli], seaweed: Any, bucket: str, damage: str
+) -> None:
+    a, b = machines
+    assert a.run("build").returncode == 0
+    client = seaweed.client(WRITER)
+    record = json.loads(client.get_object(Bucket=bucket, Key=f"team/runs/{_fingerprint(a, 'fetch')}.json")["Body"].read())
+    tree = json.loads(client.get_object(Bucket=bucket, Key=_tree_key(record["meta"]["output_tree"]))["Body"].read())
+    oid = next(e["oid"] for e in tree["entries"] if e["path"] == "numbers.txt")
+    key = f"team/objects/{oid[:2]}/{oid[2:]}"
+    if damage == "evicted":
+        client.delete_object(Bucket=bucket, Key=key)
+    else:
+        client.put_object(Bucket=bucket, Key=key, Body=b"not the numbers\n")
+    pipeline = b.root / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("wc -l <", "wc -l  <"))  # count must run: it reads fetch's bytes
+    code, events, stderr = _events(b)
+    assert code == 0, stderr
+    warnings = [e["message"] for e in events if e["event"] == "WARNING" and oid in e["message"]]
+    assert warnings == [f"step 'fetch': remote object {oid} missing on the remote; it runs here"], events
+    started = {e["step"]: e["reason"] for e in events if e["event"] == "STEP_STARTING"}
+    assert started["fetch"] == f"remote object {oid} missing" and "count" in started
+    shown = b.run("cat", "team", "report", "report.txt")
+    assert shown.stdout == "total 3000\n", shown.stderr
+    verified = b.run("verify")
+    assert verified.returncode == 0 and "no damage" in verified.stdout, verified.stdout
+
+
+def _fingerprint(cli: Cli, step: str) -> str:
+    return (cli.store / "workspaces" / "team" / "steps" / step).readlink().name
+
+
+def _tree_key(tree_id: str) -> str:
+    return f"team/trees/{tree_id[:2]}/{tree_id[2:]}.json"
