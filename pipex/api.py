@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipex.ops.build import build, plan
-from pipex.ops.remote import pull, push, remote_status
+from pipex.ops.remote import pull, push, remote_gc, remote_status, remote_verify
 from pipex.ops.project import (
     Project,
     condition_env,
@@ -46,6 +46,8 @@ __all__ = [
     "push",
     "pull",
     "remote_status",
+    "remote_gc",
+    "remote_verify",
     "gc",
     "prune",
     "verify",

@@ -13,7 +13,7 @@ from pipex.cli.render import format_size
 
 _FILE_HELP = "Pipeline file, or a directory holding pipeline.yml/.yaml/.json (default: cwd)."
 
-remote_app = typer.Typer(help="The shared remote cache: status.", no_args_is_help=True)
+remote_app = typer.Typer(help="The shared remote cache: status, gc, verify.", no_args_is_help=True)
 app.add_typer(remote_app, name="remote")
 
 
@@ -94,3 +94,59 @@ def status(
             typer.echo(f"error      {report.error}")
     if not report.reachable:
         raise typer.Exit(2)
+
+
+@remote_app.command("gc")
+def gc(
+    older_than: str = typer.Option("30d", "--older-than", help="Delete run records pushed longer ago than this (30d, 12h…)."),
+    grace: str = typer.Option("24h", "--grace", help="Keep unnamed objects and trees younger than this (pushes in flight)."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Say what would go; delete nothing."),
+    file: Optional[Path] = typer.Option(None, "-f", "--file", help=_FILE_HELP),
+    remote: Optional[str] = typer.Option(None, "--remote", help=REMOTE_HELP),
+    json_output: bool = typer.Option(False, "--json", help="One JSON document."),
+) -> None:
+    """Collect the remote: old records, then whatever no record names (needs writer credentials)."""
+    from pipex import api
+
+    report = api.remote_gc(file, older_than=older_than, grace=grace, dry_run=dry_run, remote=remote)
+    if json_output:
+        echo_json(report)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"{verb} {report.runs_deleted} runs, {report.trees_deleted} trees, {report.objects_deleted} objects "
+        f"({format_size(report.bytes_deleted)}), {report.other_deleted} other keys, {report.uploads_aborted} unfinished uploads; "
+        f"kept {report.runs_kept} runs, {report.trees_kept} trees, {report.objects_kept} objects"
+    )
+
+
+@remote_app.command("verify")
+def verify(
+    sample: int = typer.Option(0, "--sample", min=0, help="Also download and hash this many random objects."),
+    file: Optional[Path] = typer.Option(None, "-f", "--file", help=_FILE_HELP),
+    remote: Optional[str] = typer.Option(None, "--remote", help=REMOTE_HELP),
+    json_output: bool = typer.Option(False, "--json", help="One JSON document."),
+) -> None:
+    """Check every record, the tree it names and its objects' sizes on the remote; exit 1 on damage."""
+    from pipex import api
+
+    report = api.remote_verify(file, sample=sample, remote=remote)
+    if json_output:
+        echo_json({**_plain(report), "ok": report.ok})
+    else:
+        for problem in report.problems:
+            typer.echo(problem)
+        typer.echo(
+            f"checked {report.runs} runs, {report.trees} trees, {report.objects} objects ({report.sampled} hashed): "
+            + ("no damage" if report.ok else f"{len(report.problems)} problems")
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _plain(value: object) -> dict[str, object]:
+    from pipex.cli._common import plain
+
+    result = plain(value)
+    assert isinstance(result, dict)
+    return result

@@ -15,9 +15,10 @@ from pipex.ops.project import Project, load, open_remote, open_store, workspace_
 if TYPE_CHECKING:
     from pipex.remote.cache import RemoteCache
     from pipex.remote.push import PushResult
+    from pipex.remote.upkeep import RemoteGcReport, RemoteVerifyReport
     from pipex.store.store import Store
 
-__all__ = ["push", "pull", "remote_status", "PullReport", "RemoteStatus"]
+__all__ = ["push", "pull", "remote_status", "remote_gc", "remote_verify", "PullReport", "RemoteStatus"]
 
 
 def _remote(project: Project, remote: str | None) -> RemoteCache:
@@ -150,3 +151,30 @@ def remote_status(path: Path | str | None = None, *, remote: str | None = None) 
     except RemoteError as error:
         return RemoteStatus(**base, reachable=True, can_read=True, can_write=False, runs=runs, error=str(error))
     return RemoteStatus(**base, reachable=True, can_read=True, can_write=can_write, runs=runs)
+
+
+def remote_gc(
+    path: Path | str | None = None,
+    *,
+    older_than: str = "30d",
+    grace: str = "24h",
+    dry_run: bool = False,
+    remote: str | None = None,
+) -> RemoteGcReport:
+    """Delete records older than ``older_than`` and what no record names, past ``grace`` (``pipex.remote.upkeep``)."""
+    from pipex.remote import upkeep
+
+    cache = _remote(load(path), remote)
+    return upkeep.remote_gc(
+        cache,
+        older_than=upkeep.parse_duration(older_than, "--older-than"),
+        grace=upkeep.parse_duration(grace, "--grace"),
+        dry_run=dry_run,
+    )
+
+
+def remote_verify(path: Path | str | None = None, *, sample: int = 0, remote: str | None = None) -> RemoteVerifyReport:
+    """Check every record, tree and object size on the remote, and hash ``sample`` objects."""
+    from pipex.remote import upkeep
+
+    return upkeep.remote_verify(_remote(load(path), remote), sample=sample)

@@ -85,6 +85,10 @@ class Blobs(Protocol):
         """Remove ``keys`` (absent ones are fine)."""
         ...
 
+    def abort_uploads(self, older_than: float, *, dry_run: bool = False) -> int:
+        """Abort multipart uploads begun more than ``older_than`` seconds ago (a killed push's); how many."""
+        ...
+
 
 class MemoryBlobs:
     """An in-memory remote for unit tests of the protocol (crash points, races); never for integration tests."""
@@ -156,3 +160,6 @@ class MemoryBlobs:
         with self._lock:
             for key in keys:
                 self.data.pop(key, None)
+
+    def abort_uploads(self, older_than: float, *, dry_run: bool = False) -> int:  # noqa: D102
+        return 0  # puts here are whole or absent

@@ -218,6 +218,23 @@ class S3Blobs:
                 raise self._error("delete", first.get("Key", "?"), _Coded(first.get("Code", "?"), first.get("Message", "")))
 
 
+    def abort_uploads(self, older_than: float, *, dry_run: bool = False) -> int:
+        """Abort multipart uploads under the prefix begun more than ``older_than`` seconds ago."""
+        now = time.time()
+        aborted = 0
+        try:
+            response = self.client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=self.config.prefix)
+            for upload in response.get("Uploads") or ():
+                if now - upload["Initiated"].timestamp() <= older_than:
+                    continue
+                aborted += 1
+                if not dry_run:
+                    self.client.abort_multipart_upload(Bucket=self.config.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        except Exception as error:
+            raise self._error("list uploads of", self.config.prefix or "/", error) from None
+        return aborted
+
+
 class _Coded(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")

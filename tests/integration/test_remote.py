@@ -229,3 +229,25 @@ def _fingerprint(cli: Cli, step: str) -> str:
 
 def _tree_key(tree_id: str) -> str:
     return f"team/trees/{tree_id[:2]}/{tree_id[2:]}.json"
+
+
+def test_remote_verify_and_gc_on_a_real_server(machines: tuple[Cli, Cli], seaweed: Any, bucket: str) -> None:
+    a, b = machines
+    assert a.run("build").returncode == 0
+    verified = a.run("remote", "verify", "--sample", "5", "--json")
+    assert verified.returncode == 0, verified.stderr
+    doc = json.loads(verified.stdout)
+    assert (doc["ok"], doc["runs"], doc["sampled"]) == (True, 3, 3)
+    refused = b.run("remote", "gc", "--older-than", "0s", "--grace", "0s")
+    assert refused.returncode == 2 and "access denied" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    dry = json.loads(a.run("remote", "gc", "--older-than", "0s", "--grace", "0s", "--dry-run", "--json").stdout)
+    assert dry["runs_deleted"] == 3 and dry["objects_deleted"] == 3
+    assert a.run("remote", "gc", "--older-than", "0s", "--grace", "0s").returncode == 0
+    keys = [o["Key"] for o in seaweed.client(WRITER).list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["team/pipex-remote.json"]
+    done = b.run("build")
+    assert done.returncode == 0 and done.stderr.count("start   ") == 3, done.stderr
+    client = seaweed.client(WRITER)
+    client.put_object(Bucket=bucket, Key="team/runs/" + "0" * 32 + ".json", Body=b"garbage")
+    broken = a.run("remote", "verify")
+    assert broken.returncode == 1 and "team" not in broken.stdout.split(":")[0] and "runs/" + "0" * 32 in broken.stdout
