@@ -20,7 +20,8 @@ STEP_FAILED        runId (None when nothing could be recorded), reason, exitCode
 STEP_SKIPPED       reason
 IMAGE_PULL         image, status, done (True once the image is ready)
 WARNING            message
-PIPELINE_FINISHED  workspace, ran, cached, skipped, failed, durationMs, interrupted?
+PIPELINE_FINISHED  workspace, ran, cached, skipped, failed, durationMs, interrupted?,
+                   remote? (gets, heads, puts, lists, bytesIn, bytesOut: requests made)
 PIPELINE_FAILED    the same, and reason when the engine went away
 ================== ====================================================================
 """

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -156,7 +156,7 @@ class Planner:
         image_resolver: ImageResolver | None = None,
         offline: bool = False,
         host_hasher: HostHasher | None = None,
-        remote: RemoteCache | None = None,
+        remote: RemoteCache | Callable[[], RemoteCache | None] | None = None,
     ) -> None:
         """See ``make_plan`` for the arguments; ``workspace`` defaults to the pipeline id."""
         self.pipeline = pipeline
@@ -175,7 +175,8 @@ class Planner:
         else:
             self._forced = frozenset(resolve_names(pipeline, tuple(force), what="step to force"))
         self._runs = RecordedRuns(store, self.workspace)
-        self.remote = remote
+        # A callable is called at the first miss: a plan with everything local never imports the remote.
+        self._remote = remote
         self._meta = self._runs.meta
         self._previous_run = self._runs.previous_run
         self._conditions: dict[str, Any] = {}
@@ -200,7 +201,15 @@ class Planner:
     @property
     def warnings(self) -> list[str]:
         """What the plan says besides its steps (an unreachable engine)."""
-        return self.images.warnings + (self.remote.warnings if self.remote is not None else [])
+        remote = self._remote
+        return self.images.warnings + (remote.warnings if remote is not None and not callable(remote) else [])
+
+    @property
+    def remote(self) -> RemoteCache | None:
+        """The remote cache misses are looked up in (made now if it was given as a callable)."""
+        if callable(self._remote):
+            self._remote = self._remote()
+        return self._remote
 
     # -- deciding ----------------------------------------------------------------
 
@@ -242,8 +251,9 @@ class Planner:
                 document,
                 meta.output_tree,
             )
-        if not forced and self.remote is not None:
-            hit = self.remote.lookup(fingerprint)
+        remote = None if forced else self.remote
+        if remote is not None:
+            hit = remote.lookup(fingerprint)
             if hit is not None:
                 age = max(0.0, time.time() - hit.pushed_at)
                 return StepPlan(
@@ -355,7 +365,7 @@ def make_plan(
     image_resolver: ImageResolver | None = None,
     offline: bool = False,
     host_hasher: HostHasher | None = None,
-    remote: RemoteCache | None = None,
+    remote: RemoteCache | Callable[[], RemoteCache | None] | None = None,
 ) -> Plan:
     """Return the plan for ``targets`` (ids or globs; default all leaves) in ``workspace``.
 

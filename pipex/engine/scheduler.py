@@ -115,6 +115,8 @@ class Scheduler:
         }
         if interrupted:
             summary["interrupted"] = True
+        if session.remote is not None and session.remote.used:
+            summary["remote"] = session.remote.requests()
         session.remove_killed_builds_containers()
         if session.fatal is not None:
             summary["reason"] = str(session.fatal).splitlines()[0]

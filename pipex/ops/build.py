@@ -60,7 +60,7 @@ def plan(
         force=parse_force(project, force),
         condition_env=condition_env(env_files),
         offline=offline,
-        remote=open_remote(project.config, remote=remote, pull=pull, push=False),
+        remote=lambda: open_remote(project.config, remote=remote, pull=pull, push=False),
     )
 
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +49,16 @@ class RemoteCache:
         self.unreachable = False  # set at the first failure: later lookups are misses without a request
         self.read_only = False  # set when a write was refused: nothing more is pushed
         self._lock = threading.Lock()
+
+    @property
+    def used(self) -> bool:
+        """True once a request was made (the client exists)."""
+        return self._blobs is not None
+
+    def requests(self) -> dict[str, int]:
+        """Requests made and bytes moved so far (the build summary's ``remote``)."""
+        c = self.blobs.counters
+        return {"gets": c.gets, "heads": c.heads, "puts": c.puts, "lists": c.lists, "bytesIn": c.bytes_in, "bytesOut": c.bytes_out}
 
     @property
     def blobs(self) -> Blobs:
@@ -197,6 +205,8 @@ class RemoteCache:
         if self.unreachable:
             oid = str(entries[0].oid)
             raise RemoteObjectError(f"object {oid} of tree {tree.tree_id} is not here and the remote cannot be reached", oid)
+        from concurrent.futures import ThreadPoolExecutor  # not on a plan's path: it costs 5 ms to import
+
         tmp_dir = store.tmpdir()
         with ThreadPoolExecutor(max_workers=min(self.config.jobs, len(unique))) as pool:
             list(pool.map(lambda e: self._fetch_one(store, tree, e, tmp_dir), unique.values()))
@@ -205,6 +215,8 @@ class RemoteCache:
         assert entry.oid is not None
         if store.objects.present(entry.oid, entry.executable, entry.size):
             return
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix="fetch-", dir=tmp_dir)
         try:
             try:

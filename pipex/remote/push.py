@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["PushResult", "push_run", "DEFAULT_GRACE_SEC"]
 
 DEFAULT_GRACE_SEC = 24 * 3600
+_HEAD_FIRST_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,16 @@ def _upload_objects(blobs: Blobs, uploads: dict[str, tuple[str, int]], jobs: int
     def one(item: tuple[str, tuple[str, int]]) -> int:
         oid, (path, size) = item
         key = object_key(oid)
+        # A small object is simply PUT if absent (one request when new); a large one is
+        # HEADed first, so bytes the remote has are not sent again.
+        if size < _HEAD_FIRST_BYTES and blobs.put_file(key, path, size):
+            return size
         info = blobs.head(key)
-        if info is not None:
-            if time.time() - info.modified > grace_sec / 2:
-                blobs.touch(key)
-            return -1
-        return size if blobs.put_file(key, path, size) else -1
+        if info is None:
+            return size if blobs.put_file(key, path, size) else -1
+        if time.time() - info.modified > grace_sec / 2:
+            blobs.touch(key)  # it was there: keep it young, a record is about to name it
+        return -1
 
     if not uploads:
         return 0, 0
