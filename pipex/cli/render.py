@@ -139,7 +139,8 @@ class ConsoleRenderer:
             reason = data.get("reason")
             self._line(f"{self._paint('start ', 'dim')}  {step}" + (f"  ({reason})" if reason else ""))
         elif kind is EventKind.STEP_CACHED:
-            self._line(f"{self._paint('cached', 'dim')}  {step}  (run {str(data.get('runId', ''))[:12]})")
+            where = "remote run" if data.get("source") == "remote" else "run"
+            self._line(f"{self._paint('cached', 'dim')}  {step}  ({where} {str(data.get('runId', ''))[:12]})")
         elif kind is EventKind.STEP_FINISHED:
             extra = ", ".join(x for x in (format_duration(data.get("durationMs")), format_size(data.get("bytes"))) if x)
             self._line(f"{self._paint('done  ', 'green')}  {step}  ({extra})")

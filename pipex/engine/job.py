@@ -123,6 +123,9 @@ class JobRunner:
                 return None
         if tree_id is None:
             tree_id = self.store.read_run(run_id).output_tree
+        cache = self.session.remote
+        if cache is not None and cache.config.pull == "eager" and tree_id is not None:
+            self.store.ensure_objects(self.store.read_tree(tree_id))  # --pull=eager: the bytes of every hit
         if self.store.get_ref(self.workspace, step.id) != run_id:
             self.store.set_ref(self.workspace, step.id, run_id)
         return StepResult(step.id, StepOutcome.CACHED, run_id=run_id, tree_id=tree_id, source="remote" if pulled else "local")

@@ -168,10 +168,7 @@ class RemoteCache:
                     text = ref.data if ref.data is not None else self._log_object(ref.oid, ref.size)
                     (staging / f"{stream}.log").write_bytes(text)
                 meta = replace(found.meta, pulled_from=self.config.url, pushed_at=found.pushed_at)
-                record = store.record_run(fingerprint, meta, staging)
-            if self.config.pull == "eager":
-                store.ensure_objects(store.read_tree(found.output_tree))
-            return record
+                return store.record_run(fingerprint, meta, staging)
         except (RemoteError, StoreCorruptError) as error:
             if isinstance(error, RemoteError) and self.config.required:
                 raise

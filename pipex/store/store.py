@@ -244,7 +244,8 @@ class Store:
         except FileNotFoundError:
             if self.fetcher is None:
                 raise self.missing_object(entry, tree_id) from None
-        self.fetcher(self, Tree(tree_id, (entry,)), [entry])
+        with store_errors(f"cannot fetch object {entry.oid}"):
+            self.fetcher(self, Tree(tree_id, (entry,)), [entry])
         try:
             return os.open(self.object_path(entry), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -265,7 +266,8 @@ class Store:
             return
         missing = [e for e in tree.entries if e.oid and not self.objects.present(e.oid, e.executable, e.size)]
         if missing:
-            fetcher(self, tree, missing)
+            with store_errors(f"cannot fetch the objects of tree {tree.tree_id}"):  # a full disk: one line
+                fetcher(self, tree, missing)
 
     def missing_object(self, entry: TreeEntry, tree_id: str) -> StoreCorruptError:
         """The error for a file whose object is missing, naming it and the repair."""

@@ -251,3 +251,37 @@ def test_remote_verify_and_gc_on_a_real_server(machines: tuple[Cli, Cli], seawee
     client.put_object(Bucket=bucket, Key="team/runs/" + "0" * 32 + ".json", Body=b"garbage")
     broken = a.run("remote", "verify")
     assert broken.returncode == 1 and "team" not in broken.stdout.split(":")[0] and "runs/" + "0" * 32 in broken.stdout
+
+
+def test_pull_takes_the_remote_runs_without_building_and_objects_brings_their_bytes(machines: tuple[Cli, Cli]) -> None:
+    a, b = machines
+    built = a.run("build", "--no-push")
+    assert built.returncode == 0
+    empty = b.run("pull", "--json")
+    assert empty.returncode == 0 and json.loads(empty.stdout)["missing"] == ["fetch", "count", "report"]
+    pushed = a.run("push", "fetch", "count", "--json")
+    assert pushed.returncode == 0 and json.loads(pushed.stdout)["pushed"] == 2, pushed.stdout + pushed.stderr
+    pulled = b.run("pull", "count", "--objects", "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    report = json.loads(pulled.stdout)
+    assert (report["pulled"], report["missing"], report["objects"]) == (["fetch", "count"], [], 2)
+    assert len(_objects(b.store)) == 2
+    shown = b.run("show", "--json")
+    assert shown.returncode == 0 and "count" in shown.stdout
+    unknown = a.run("push", "nothing-like-this")
+    assert unknown.returncode == 2 and "no step of workspace 'team' matches" in unknown.stderr
+
+
+def test_an_eager_build_fetches_every_object_and_two_readers_at_once_agree(machines: tuple[Cli, Cli]) -> None:
+    a, b = machines
+    assert a.run("build").returncode == 0
+    first, second = b.start("build", "--json"), b.start("build", "--json")
+    outs = [p.communicate(timeout=120) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    for stdout, _ in outs:
+        assert not [e for e in b.events(stdout) if e["event"] == "STEP_STARTING"]
+    assert sorted(p.name for p in (b.store / "runs").iterdir()) == sorted(
+        _fingerprint(a, step) for step in ("fetch", "count", "report")
+    )
+    eager = b.run("build", "--pull=eager", "--json")
+    assert eager.returncode == 0 and b.run("verify").stdout.count("not fetched") == 0
