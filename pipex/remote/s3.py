@@ -60,9 +60,11 @@ class S3Blobs:
                     config=Config(
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
-                        retries={"max_attempts": 3, "mode": "standard"},
-                        connect_timeout=5,
-                        read_timeout=60,
+                        # A server that accepts and never answers must cost seconds, not minutes:
+                        # botocore's defaults (60 s read, 4 attempts) made one plan wait 4 minutes.
+                        retries={"total_max_attempts": 2, "mode": "standard"},
+                        connect_timeout=3,
+                        read_timeout=10,
                         max_pool_connections=max(10, self.config.jobs),
                         region_name=self.config.region or "us-east-1",
                     ),

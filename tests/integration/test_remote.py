@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,19 @@ def test_an_eager_build_fetches_every_object_and_two_readers_at_once_agree(machi
     )
     eager = b.run("build", "--pull=eager", "--json")
     assert eager.returncode == 0 and b.run("verify").stdout.count("not fetched") == 0
+
+
+def test_a_server_that_accepts_and_never_answers_costs_seconds_once_not_minutes(tmp_path: Path) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # connections are accepted by the kernel and never answered
+    try:
+        cli = _machine(tmp_path / "p", tmp_path / "s", f"http://127.0.0.1:{silent.getsockname()[1]}", "silent-bucket", WRITER)
+        started = time.monotonic()
+        done = cli.run("plan", timeout=120)
+        elapsed = time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("cannot reach the server") == 1 and "never built" in done.stdout
+        assert elapsed < 60, f"a silent remote held the plan {elapsed:.0f} s"
+    finally:
+        silent.close()
