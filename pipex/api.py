@@ -80,6 +80,8 @@ __all__ = [
     "check_trace_path",
     "write_trace",
     "trace_json",
+    "worker_run_job",
+    "worker_check",
 ]
 
 
@@ -350,3 +352,20 @@ def trace_json(events: Iterable[Event]) -> str:
     from pipex.ops.timeline import to_json
 
     return to_json(events)
+
+
+# -- cluster workers ---------------------------------------------------------------------------
+
+
+def worker_run_job(job: str, *, endpoint: str | None = None, region: str | None = None) -> dict[str, Any]:
+    """Run one worker job (a JSON file or an s3:// key) on this machine; return its answer (``JobResult`` data)."""
+    from pipex.ops.worker_cli import run_job_command
+
+    return run_job_command(job, endpoint=endpoint, region=region)
+
+
+def worker_check(*, remote: str | None = None, images: Sequence[str] = (), endpoint: str | None = None) -> Any:
+    """Check this machine can run step jobs (Docker, pipex version, store, remote, images); a ``WorkerCheck``."""
+    from pipex.ops.worker_cli import worker_check as check
+
+    return check(remote=remote, images=images, endpoint=endpoint)

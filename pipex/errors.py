@@ -158,3 +158,16 @@ class RemoteObjectError(StoreCorruptError):
     def __init__(self, message: str, oid: str) -> None:
         super().__init__(message)
         self.oid = oid
+
+
+class ClusterError(PipexError):
+    """Raised when a cluster executor cannot start: no scheduler, no worker with Docker, another pipex version."""
+
+
+class ClusterLostError(ClusterError):
+    """Raised when the cluster goes away mid-build (scheduler gone): finished steps are kept."""
+
+    exit_code = 1
+
+
+__all__ += ["ClusterError", "ClusterLostError"]

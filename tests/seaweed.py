@@ -49,13 +49,14 @@ def weed_binary() -> str | None:
 
 
 def _free_ports(count: int) -> list[int]:
+    """Free loopback ports below 55536: weed derives a gRPC port as port + 10000 where none is given."""
     sockets = []
     try:
-        for _ in range(count):
+        while len([s for s in sockets if s.getsockname()[1] < 55536]) < count:
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
             sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
+        return [s.getsockname()[1] for s in sockets if s.getsockname()[1] < 55536][:count]
     finally:
         for sock in sockets:
             sock.close()
@@ -151,6 +152,8 @@ def start_seaweed(directory: Path, *, timeout: float = 60.0) -> Seaweed:
             client.list_buckets()
             client.create_bucket(Bucket="pipex-probe")
             return server
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            return server  # an earlier probe made it, though its answer was lost
         except Exception:  # not up yet: the gateway comes up after the filer
             if time.monotonic() > deadline:
                 server.stop()

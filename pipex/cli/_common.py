@@ -70,3 +70,5 @@ def complete_step(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 REMOTE_HELP = "Remote cache URL (s3://bucket/prefix), or off; default: .pipex.yml remote / PIPEX_REMOTE."
+EXECUTOR_HELP = "Where steps run: local, dask or slurm (a cluster needs a remote); default: .pipex.yml executor / PIPEX_EXECUTOR."
+SCHEDULER_HELP = "Dask scheduler address, tls://host:8786 (tcp:// only on loopback); implies --executor dask."

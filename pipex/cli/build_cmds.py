@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 import typer
 
 from pipex.cli.main import app
-from pipex.cli._common import REMOTE_HELP, echo_json
+from pipex.cli._common import EXECUTOR_HELP, REMOTE_HELP, SCHEDULER_HELP, echo_json
 
 _FILE_HELP = "Pipeline file, or a directory holding pipeline.yml/.yaml/.json (default: cwd)."
 _FORCE_HELP = "Ignore the cache: alone for every step, or --force=a,b for those steps."
@@ -65,6 +65,10 @@ def _child_argv(
         argv.append(f"--pull={remote['pull']}")
     if remote.get("push") is not None:
         argv.append("--push" if remote["push"] else "--no-push")
+    if remote.get("executor"):
+        argv.append(f"--executor={remote['executor']}")
+    if remote.get("scheduler"):
+        argv.append(f"--scheduler={remote['scheduler']}")
     return [*argv, "--", *targets]
 
 
@@ -208,13 +212,16 @@ def build(
     remote: Optional[str] = typer.Option(None, "--remote", help=REMOTE_HELP),
     pull: Optional[str] = typer.Option(None, "--pull", help="lazy (records and trees; objects when read), eager (every object) or off."),
     push: Optional[bool] = typer.Option(None, "--push/--no-push", help="Push successful runs to the remote (default: when the credentials may write)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help=EXECUTOR_HELP),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Build targets and what they need, like make; unchanged steps come from the store or the remote cache."""
     _run_build(
         file, list(targets or []) + list(target), workspace=workspace, force=force, dry_run=dry_run,
         verbose=verbose, quiet=quiet, concurrency=concurrency, env_file=env_file,
         keep_going=keep_going, json_output=json_output, store=store, offline=offline,
-        detach=detach, profile=profile, remote={"remote": remote, "pull": pull, "push": push},
+        detach=detach, profile=profile,
+        remote={"remote": remote, "pull": pull, "push": push, "executor": executor, "scheduler": scheduler},
     )
 
 

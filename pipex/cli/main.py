@@ -53,6 +53,7 @@ def _register_commands() -> None:
         "detach_cmds",
         "exec_cmds",
         "remote_cmds",
+        "worker_cmds",
     ):
         importlib.import_module(f"pipex.cli.{module}")
 
@@ -105,7 +106,7 @@ def _click_exceptions() -> Any:
     try:
         from typer._click import exceptions
     except ImportError:  # an older typer on plain click
-        from click import exceptions  # type: ignore[no-redef, import-not-found]
+        from click import exceptions  # type: ignore[no-redef, import-not-found, unused-ignore]  # click is there when distributed is
     return exceptions
 
 

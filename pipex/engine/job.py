@@ -12,9 +12,9 @@ import dataclasses
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import xxhash
 
@@ -23,74 +23,20 @@ from pipex.engine.hosts import HostHasher, changed_host_files
 from pipex.engine.results import BuildOptions, InputUnavailable, StepInterrupted, StepOutcome, StepResult
 from pipex.errors import PipexError, StoreError
 from pipex.events import Event, EventKind
-from pipex.spec.model import Step, step_from_dict, step_to_dict
+from pipex.engine.step_job import JOB_FORMAT, StepJob  # noqa: F401 (re-exported)
+from pipex.spec.model import Step
 from pipex.store._fs import rmtree
 from pipex.store.locks import run_lock_name
 from pipex.store.runs import RunMeta, RunStatus, log_tail, run_id_for
 
 if TYPE_CHECKING:
-    from pipex.engine.plan import StepPlan
     from pipex.engine.session import BuildSession
     from pipex.store.runs import RunRecord
     from pipex.executor.base import ExecutionResult
 
-__all__ = ["JOB_FORMAT", "StepJob", "JobRunner"]
+__all__ = ["JOB_FORMAT", "StepJob", "JobRunner", "failure_reason"]
 
 _MAX_RETRY_DELAY_MS = 3_600_000  # backoff doubles up to an hour, as the schema documents
-
-
-JOB_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class StepJob:
-    """A step decided to run: its fingerprint and document, the image id it names, its input trees, and why.
-
-    Content-addressed throughout, and JSON with ``to_dict``: what a cluster
-    backend ships to a worker (``REMOTE.md`` §2).
-    """
-
-    step: Step
-    fingerprint: str
-    document: Mapping[str, Any]
-    image_id: str
-    input_trees: Mapping[str, str | None]
-    reason: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The job as JSON-ready data, versioned."""
-        return {
-            "format": JOB_FORMAT,
-            "step": step_to_dict(self.step),
-            "fingerprint": self.fingerprint,
-            "document": dict(self.document),
-            "imageId": self.image_id,
-            "inputTrees": dict(self.input_trees),
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_plan(cls, step: Step, decided: StepPlan, input_trees: Mapping[str, str | None], reason: str) -> StepJob:
-        """The job of a step the planner decided to RUN with a known image (so a fingerprint)."""
-        if decided.fingerprint is None or decided.document is None or decided.image_id is None:
-            msg = f"step '{step.id}' has no fingerprint yet: {'; '.join(decided.reasons)}"
-            raise PipexError(msg)
-        return cls(step, decided.fingerprint, dict(decided.document), decided.image_id, dict(input_trees), reason)
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> StepJob:
-        """The job ``to_dict`` made ``doc`` of; ValueError for another format."""
-        if doc.get("format") != JOB_FORMAT:
-            msg = f"step job format {doc.get('format')!r} is not {JOB_FORMAT}: the worker's pipex is another version"
-            raise ValueError(msg)
-        return cls(
-            step_from_dict(doc["step"]),
-            str(doc["fingerprint"]),
-            dict(doc["document"]),
-            str(doc["imageId"]),
-            dict(doc["inputTrees"]),
-            doc.get("reason"),
-        )
 
 
 class JobRunner:
@@ -100,9 +46,24 @@ class JobRunner:
     re-checks the step's host paths after it ran.
     """
 
-    def __init__(self, session: BuildSession, *, root: Path, options: BuildOptions, host_hasher: HostHasher) -> None:
-        """Nothing runs until ``execute``."""
+    def __init__(
+        self,
+        session: BuildSession,
+        *,
+        root: Path,
+        options: BuildOptions,
+        host_hasher: HostHasher,
+        labels: Mapping[str, str] | None = None,
+        worker: str | None = None,
+    ) -> None:
+        """Nothing runs until ``execute``.
+
+        ``labels``: more container labels (a cluster worker's build id);
+        ``worker``: who runs the steps, kept in each run's meta.
+        """
         self.session = session
+        self.labels = dict(labels or {})
+        self.worker = worker
         self.store = session.store
         self.workspace = session.workspace
         self.root = root
@@ -223,7 +184,7 @@ class JobRunner:
                     previous = logs / f"{stream}.log"
                     if previous.exists():
                         previous.rename(logs / f"attempt-{attempt - 1}.{stream}.log")
-            result = self.run_once(job, output, logs)
+            result = self.run_once(job, output, logs, labels=self.labels)
             if result.cancelled or cancel.is_set():
                 raise StepInterrupted
             if result.ok:
@@ -291,6 +252,7 @@ class JobRunner:
             bytes=ingested.bytes,
             files=ingested.files,
             pipex_version=__version__,
+            worker=self.worker,
         )
         # A forced run *becomes* the step's run, even where one of its fingerprint exists.
         record = self.store.record_run(run_id, meta, logs, replace=succeeded and self.options.forced(step.id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,9 @@ from pipex.ops.project import (
 )
 
 if TYPE_CHECKING:
-    from pipex.engine.plan import Plan
+    from pipex.engine.plan import Plan, Planner
+    from pipex.engine.session import BuildSession
+    from pipex.remote.backend import StepBackend
     from pipex.engine.results import BuildResult
     from pipex.store.store import Store
     from pipex.events import EventSink
@@ -82,12 +85,16 @@ def build(
     remote: str | None = None,
     pull: str | None = None,
     push: bool | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
 ) -> BuildResult:
     """Build ``targets`` (default: all leaves) and what they need; return a BuildResult.
 
     Raises InterruptedBuild (exit 130) on SIGINT/SIGTERM after removing every
     container it started; finished steps stay recorded. ``remote`` (a URL or
     ``off``), ``pull`` and ``push`` override the project's remote cache.
+    ``executor`` (local, dask, slurm) and ``scheduler`` override ``.pipex.yml executor:``;
+    a cluster executor runs the steps on its workers through the remote cache.
     """
     from pipex.engine.job import JobRunner
     from pipex.engine.plan import Planner
@@ -96,17 +103,27 @@ def build(
     from pipex.engine.session import BuildSession
     from pipex.errors import InterruptedBuild
 
+    from pipex.remote.cluster_config import executor_config
+
     project = project or load(path, env_files=env_files)
     pipeline = project.pipeline
     config = project.config
-    jobs = concurrency or config.concurrency or os.cpu_count() or 2
-    if jobs < 1:
-        msg = f"concurrency must be at least 1, not {jobs}"
+    if concurrency is not None and concurrency < 1:
+        msg = f"concurrency must be at least 1, not {concurrency}"
         raise UsageError(msg)
     name = workspace_name(project, workspace)
     forced = parse_force(project, force)
+    where = executor_config(config.executor, root=config.root, kind=executor, scheduler=scheduler)
     opened = open_store(store, config)
     cache = open_remote(config, remote=remote, pull=pull, push=push)
+    backend = None
+    if not where.local:
+        from pipex.ops.cluster import make_backend
+
+        backend = make_backend(where, cache)
+        assert cache is not None
+        # Every input and output of a cluster build travels through the remote: it cannot be optional.
+        cache.config = replace(cache.config, required=True)
     session = BuildSession(opened, name, executor_factory=executor_factory(config), sink=sink, cancel=cancel, remote=cache)
     if cache is not None:
         cache.on_warning(session.warn)
@@ -121,11 +138,43 @@ def build(
             the_plan = planner.plan(tuple(targets))
             for warning in planner.images.warnings:
                 session.warn(warning)
-            options = BuildOptions(concurrency=jobs, keep_going=keep_going, force=forced, verbose=verbose)
-            runner = JobRunner(session, root=pipeline.root, options=options, host_hasher=planner.host_hasher)
-            scheduler = Scheduler(pipeline, the_plan, planner=planner, session=session, jobs=runner, options=options)
             with session.running():
-                result = scheduler.run()
+                if backend is None:
+                    jobs = concurrency or config.concurrency or os.cpu_count() or 2
+                    options = BuildOptions(concurrency=jobs, keep_going=keep_going, force=forced, verbose=verbose)
+                    runner = JobRunner(session, root=pipeline.root, options=options, host_hasher=planner.host_hasher)
+                    result = Scheduler(pipeline, the_plan, planner=planner, session=session, jobs=runner, options=options).run()
+                else:
+                    result = _build_on_cluster(backend, session, planner, the_plan, concurrency, keep_going, forced, verbose)
     if result.interrupted:
         raise InterruptedBuild("build interrupted; finished steps are kept")
     return result
+
+
+def _build_on_cluster(
+    backend: StepBackend,
+    session: BuildSession,
+    planner: Planner,
+    the_plan: Plan,
+    concurrency: int | None,
+    keep_going: bool,
+    forced: bool | frozenset[str],
+    verbose: bool,
+) -> BuildResult:
+    """Run ``the_plan``'s steps on ``backend``'s workers (-j default: the slots the cluster offers)."""
+    from pipex.engine.cluster_runner import ClusterJobRunner
+    from pipex.engine.results import BuildOptions
+    from pipex.engine.scheduler import Scheduler
+    from pipex.ops.cluster import new_build_id, started_backend
+
+    build_id = new_build_id()
+    pipeline = planner.pipeline
+    options = BuildOptions(concurrency=concurrency or 1, keep_going=keep_going, force=forced, verbose=verbose)
+    runner = ClusterJobRunner(
+        session, backend, build_id=build_id, root=pipeline.root, options=options, host_hasher=planner.host_hasher
+    )
+    with started_backend(backend, build_id, runner.on_remote_log):
+        if concurrency is None:
+            options = replace(options, concurrency=backend.capacity or 1)
+            runner.options = options
+        return Scheduler(pipeline, the_plan, planner=planner, session=session, jobs=runner, options=options).run()

@@ -140,6 +140,11 @@ class RemoteCache:
         self._records[fingerprint] = found
         return found
 
+    def ask_again(self, fingerprint: str) -> None:
+        """Drop what a lookup of ``fingerprint`` answered (a worker has pushed its run since)."""
+        with self._lock:
+            self._records.pop(fingerprint, None)
+
     def forget(self, fingerprint: str) -> None:
         """Treat ``fingerprint`` as a miss from now on (its record or tree proved unusable)."""
         self._records[fingerprint] = None
@@ -154,15 +159,9 @@ class RemoteCache:
         if found is None:
             return None
         try:
-            if not store.has_tree(found.output_tree):
-                with self.guard():
-                    data = self.blobs.get(tree_key(found.output_tree))
-                    if data is None:
-                        raise RemoteError(f"remote run {fingerprint} names tree {found.output_tree}, which is missing")
-                    store.add_tree(data)
-                if not store.has_tree(found.output_tree):
-                    self.forget(fingerprint)
-                    return None
+            if not self.pull_tree(store, found.output_tree, f"remote run {fingerprint}"):
+                self.forget(fingerprint)
+                return None
             with store.staging_dir("pull") as staging:
                 for stream, ref in found.logs.items():
                     text = ref.data if ref.data is not None else self._log_object(ref.oid, ref.size)
@@ -179,6 +178,21 @@ class RemoteCache:
             self.forget(fingerprint)
             self.warn(f"remote run {fingerprint} refused: {str(error).splitlines()[0]}; the step runs here")
             return None
+
+    def pull_tree(self, store: Store, tree_id: str, named_by: str) -> bool:
+        """Fetch tree ``tree_id`` (not its objects) into ``store``, checked like an output; False if refused.
+
+        RemoteError when the remote lacks it (``named_by`` says who named it)
+        or cannot be reached; an unsafe tree raises its PipexError.
+        """
+        if store.has_tree(tree_id):
+            return True
+        with self.guard():
+            data = self.blobs.get(tree_key(tree_id))
+            if data is None:
+                raise RemoteError(f"{named_by} names tree {tree_id}, which is missing")
+            store.add_tree(data)
+        return store.has_tree(tree_id)
 
     def _log_object(self, oid: str | None, size: int) -> bytes:
         assert oid is not None

@@ -6,6 +6,8 @@
     <prefix>/objects/<oid[:2]>/<oid[2:]>    file bytes (the exec bit lives in the tree entry)
     <prefix>/trees/<tid[:2]>/<tid[2:]>.json the canonical tree bytes, named by their own hash
     <prefix>/runs/<fingerprint>.json        the run record: the only name that is not content-addressed
+    <prefix>/jobs/<build>/<step>-<fp16>.json   a cluster build's worker job (pipex.engine.step_job)
+    <prefix>/results/<build>/<step>-<fp16>.json a worker's answer, with a failed run's logs (pipex.ops.worker)
 
 A run record (format 1, one JSON object)::
 
@@ -40,6 +42,8 @@ __all__ = [
     "object_key",
     "tree_key",
     "run_key",
+    "job_key",
+    "result_key",
     "format_document",
     "check_format_document",
     "encode_record",
@@ -65,6 +69,16 @@ def tree_key(tree_id: str) -> str:
 def run_key(fingerprint: str) -> str:
     """Where the run record of ``fingerprint`` is on the remote."""
     return f"runs/{fingerprint}.json"
+
+
+def job_key(build_id: str, name: str) -> str:
+    """Where a cluster build's worker job ``name`` is shipped (SLURM reads it there)."""
+    return f"jobs/{build_id}/{name}.json"
+
+
+def result_key(build_id: str, name: str) -> str:
+    """Where a worker leaves its answer to a job, with a failed run's logs."""
+    return f"results/{build_id}/{name}.json"
 
 
 def format_document() -> bytes:

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from pipex.remote.cache import RemoteCache
     from pipex.store.runs import RunRecord
     from pipex.store.store import Store
+    from pipex.store.trees import Tree
 
-__all__ = ["PushResult", "push_run", "DEFAULT_GRACE_SEC"]
+__all__ = ["PushResult", "push_run", "push_tree", "DEFAULT_GRACE_SEC"]
 
 DEFAULT_GRACE_SEC = 24 * 3600
 _HEAD_FIRST_BYTES = 1024 * 1024
@@ -71,11 +72,7 @@ def push_run(remote: RemoteCache, store: Store, record: RunRecord, *, grace_sec:
         return PushResult(record.run_id, False, duration_ms=_ms(started))
     remote.ensure_format_written()
     tree = store.read_tree(meta.output_tree)
-    store.ensure_objects(tree)  # a lazily pulled input run may lack objects another remote needs
-    uploads: dict[str, tuple[str, int]] = {}
-    for entry in tree.entries:
-        if entry.oid is not None:
-            uploads[entry.oid] = (os.fsdecode(store.object_path(entry)), entry.size)
+    uploads = _tree_uploads(store, tree)
     logs: dict[str, LogRef] = {}
     for stream in LOG_STREAMS:
         path = record.log(stream)
@@ -92,11 +89,33 @@ def push_run(remote: RemoteCache, store: Store, record: RunRecord, *, grace_sec:
             logs[stream] = LogRef(oid=oid, size=len(data))
             uploads.setdefault(oid, (str(path), len(data)))
     sent = _upload_objects(blobs, uploads, remote.config.jobs, grace_sec)
-    _, tree_data = tree.tree_id, store.tree_path(tree.tree_id).read_bytes()
-    blobs.put(tree_key(tree.tree_id), tree_data)
+    blobs.put(tree_key(tree.tree_id), store.tree_path(tree.tree_id).read_bytes())
     clean = replace(meta, pulled_from=None, pushed_at=None, workspace=None)  # a workspace name is local
     blobs.put(run_key(record.run_id), encode_record(clean, logs, time.time()))
     return PushResult(record.run_id, True, sent[0], sent[1], _ms(started))
+
+
+def push_tree(remote: RemoteCache, store: Store, tree_id: str, *, grace_sec: float = DEFAULT_GRACE_SEC) -> tuple[int, int]:
+    """Push tree ``tree_id`` and its objects (no record): how a cluster build ships a project's mounts.
+
+    Returns (objects, bytes) sent; RemoteError on failure. No record names
+    such a tree, so ``pipex remote gc`` collects it after the grace period.
+    """
+    remote.ensure_format_written()
+    tree = store.read_tree(tree_id)
+    sent = _upload_objects(remote.blobs, _tree_uploads(store, tree), remote.config.jobs, grace_sec)
+    remote.blobs.put(tree_key(tree_id), store.tree_path(tree_id).read_bytes())
+    return sent
+
+
+def _tree_uploads(store: Store, tree: Tree) -> dict[str, tuple[str, int]]:
+    """Each object of ``tree`` -> (its path here, size); fetched first if a lazy pull left it on a remote."""
+    store.ensure_objects(tree)  # a lazily pulled input run may lack objects another remote needs
+    uploads: dict[str, tuple[str, int]] = {}
+    for entry in tree.entries:
+        if entry.oid is not None:
+            uploads[entry.oid] = (os.fsdecode(store.object_path(entry)), entry.size)
+    return uploads
 
 
 def _upload_objects(blobs: Blobs, uploads: dict[str, tuple[str, int]], jobs: int, grace_sec: float) -> tuple[int, int]:

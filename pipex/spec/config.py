@@ -44,6 +44,7 @@ class Config:
     detach: bool = False
     workspace: str | None = None
     remote: Mapping[str, Any] | None = None  # the raw ``remote:`` setting (pipex.remote.config parses it)
+    executor: Mapping[str, Any] | None = None  # the raw ``executor:`` setting (pipex.remote.cluster_config parses it)
     source: bytes = b""
 
     def kit(self, name: str) -> KitConfig | None:
@@ -128,8 +129,15 @@ def _parse(file: Path, root: Path, source: bytes) -> Config:
         detach=bool(data.get("detach", False)),
         workspace=data.get("workspace"),
         remote=_remote_setting(data.get("remote")),
+        executor=_executor_setting(data.get("executor")),
         source=source,
     )
+
+
+def _executor_setting(raw: Any) -> Mapping[str, Any] | None:
+    if raw is None:
+        return None
+    return MappingProxyType({"kind": raw} if isinstance(raw, str) else dict(raw))
 
 
 def _remote_setting(raw: Any) -> Mapping[str, Any] | None:

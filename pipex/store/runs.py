@@ -35,6 +35,7 @@ pipex_version       the pipex that recorded it
 pulled_from         the remote cache URL a lazily pulled run came from (its
                     objects are fetched when read; None: made here)
 pushed_at           when that remote got the run (Unix time)
+worker              the cluster worker that ran it (``host/worker``; None: here)
 ==================  ==========================================================
 
 Unknown keys (a newer pipex's) are kept on read and written back unchanged;
@@ -108,6 +109,7 @@ class RunMeta:
     pipex_version: str | None = None
     pulled_from: str | None = None
     pushed_at: float | None = None
+    worker: str | None = None
     format: int = field(default=META_FORMAT, compare=False)  # the format it was read in
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -179,7 +181,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "message": (str, _NONE), "started_at": (*_NUMBER, _NONE), "finished_at": (*_NUMBER, _NONE),
     "duration_ms": _NUMBER, "attempts": _NUMBER, "retries": _NUMBER, "output_tree": (str, _NONE),
     "bytes": _NUMBER, "files": _NUMBER, "pipex_version": (str, _NONE), "format": (int,),
-    "pulled_from": (str, _NONE), "pushed_at": (*_NUMBER, _NONE),
+    "pulled_from": (str, _NONE), "pushed_at": (*_NUMBER, _NONE), "worker": (str, _NONE),
 }
 _DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(RunMeta) if item.name != "extra"}
 _DEFAULTS["status"] = "succeeded"  # converted to RunStatus with the value read

@@ -31,7 +31,7 @@ def test_a_format_1_run_reads_with_every_field() -> None:
 
 def test_written_meta_is_the_documented_format_and_round_trips() -> None:
     doc = RunMeta.from_dict(FORMAT_1).to_dict()
-    assert doc == {**FORMAT_1, "format": META_FORMAT, "pulled_from": None, "pushed_at": None}
+    assert doc == {**FORMAT_1, "format": META_FORMAT, "pulled_from": None, "pushed_at": None, "worker": None}
     assert RunMeta.from_dict(doc) == RunMeta.from_dict(FORMAT_1)
 
 

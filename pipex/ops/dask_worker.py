@@ -1,0 +1,87 @@
+"""What runs inside a Dask worker: the task entry, the facts ``start`` checks, the plugin that clears leftovers.
+
+Imported by reference on the workers (pipex must be installed there, the same
+version): Dask pickles these functions by name, not by value. Only a Dask
+build imports this module (and ``distributed``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from pipex import __version__
+from pipex.ops.worker import remove_worker_leftovers, run_worker_job, worker_store
+
+__all__ = ["run_on_dask", "worker_facts", "LeftoverPlugin"]
+
+_CANCEL_POLL_SEC = 1.0
+
+
+def run_on_dask(job: Mapping[str, Any], build_id: str) -> Mapping[str, Any]:
+    """The Dask task of one worker job: ``run_worker_job`` with the build's cancel event and log topic."""
+    from distributed import Event, get_worker
+
+    from pipex.remote.dask_backend import cancel_topic, log_topic
+
+    worker = get_worker()
+    name = str(worker.name)
+    cancel = threading.Event()
+    done = threading.Event()
+    topic = log_topic(build_id)
+
+    def watch() -> None:
+        # future.cancel() does not stop a running task: the build sets this event instead.
+        event = Event(cancel_topic(build_id))
+        while not done.wait(_CANCEL_POLL_SEC):
+            try:
+                if event.is_set():
+                    cancel.set()
+                    return
+            except Exception:  # noqa: BLE001 - the scheduler is gone: the build is over
+                cancel.set()
+                return
+
+    def publish(step: str, stream: str, line: str) -> None:
+        worker.log_event(topic, {"step": step, "stream": stream, "line": line})
+
+    watcher = threading.Thread(target=watch, name="pipex-cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        return run_worker_job(job, cancel=cancel, logs=publish, engine_name=name)
+    finally:
+        done.set()
+
+
+def worker_facts() -> dict[str, Any]:
+    """What this worker runs: its pipex version, and True or why it cannot reach Docker."""
+    from pipex.errors import PipexError
+    from pipex.executor.docker import DockerExecutor
+
+    executor = DockerExecutor()
+    try:
+        executor.api  # noqa: B018 - connecting is the check
+        docker: bool | str = True
+    except PipexError as error:
+        docker = str(error).splitlines()[0]
+    finally:
+        executor.close()
+    return {"pipex": __version__, "docker": docker}
+
+
+class LeftoverPlugin(WorkerPlugin):
+    """A Dask worker plugin: when a worker (re)joins, remove the containers its killed previous life left."""
+
+    name = "pipex-leftovers"
+
+    def setup(self, worker: Any) -> None:
+        """Remove this worker store's containers whose starting process is gone (best effort)."""
+        from pipex.errors import PipexError
+
+        try:
+            remove_worker_leftovers(worker_store(str(worker.name)))
+        except PipexError:
+            pass
