@@ -30,6 +30,7 @@ from pipex.engine.results import InputUnavailable, StepInterrupted, StepOutcome,
 from pipex.engine.step_job import HostTree, JobResult, JobStatus, StepJob, WorkerJob
 from pipex.errors import ClusterLostError, PipexError, RemoteError
 from pipex.events import Event, EventKind
+from pipex.store.locks import run_lock_name
 from pipex.store.runs import RunMeta, RunStatus, run_id_for
 
 if TYPE_CHECKING:
@@ -88,6 +89,16 @@ class ClusterJobRunner(JobRunner):
 
     def execute(self, job: StepJob) -> StepResult:
         """Ship ``job`` to the cluster and wait for its run; StepInterrupted on cancel, InputUnavailable for a lost input."""
+        step = job.step
+        # Like a local build: steps of one fingerprint run once (the others take its run).
+        with self.store.lock(run_lock_name(job.fingerprint)):
+            if not self.options.forced(step.id) and self.store.has_run(job.fingerprint):
+                reused = self.reuse(step, job.fingerprint)
+                assert reused is not None
+                return reused
+            return self._execute_on_cluster(job)
+
+    def _execute_on_cluster(self, job: StepJob) -> StepResult:
         step = job.step
         if self.session.cancel.is_set():
             raise StepInterrupted

@@ -23,7 +23,7 @@ _CANCEL_POLL_SEC = 1.0
 
 def run_on_dask(job: Mapping[str, Any], build_id: str) -> Mapping[str, Any]:
     """The Dask task of one worker job: ``run_worker_job`` with the build's cancel event and log topic."""
-    from distributed import Event, get_worker
+    from distributed import Event, get_client, get_worker
 
     from pipex.remote.dask_backend import cancel_topic, log_topic
 
@@ -33,17 +33,18 @@ def run_on_dask(job: Mapping[str, Any], build_id: str) -> Mapping[str, Any]:
     done = threading.Event()
     topic = log_topic(build_id)
 
+    # future.cancel() does not stop a running task: the build sets this event instead.
+    # Made here, in the task's thread, where the worker's client is known.
+    event = Event(cancel_topic(build_id), client=get_client())
+
     def watch() -> None:
-        # future.cancel() does not stop a running task: the build sets this event instead.
-        event = Event(cancel_topic(build_id))
         while not done.wait(_CANCEL_POLL_SEC):
             try:
                 if event.is_set():
                     cancel.set()
                     return
-            except Exception:  # noqa: BLE001 - the scheduler is gone: the build is over
-                cancel.set()
-                return
+            except Exception:  # noqa: BLE001 - a scheduler hiccup is not a cancel: ask again
+                continue
 
     def publish(step: str, stream: str, line: str) -> None:
         worker.log_event(topic, {"step": step, "stream": stream, "line": line})

@@ -97,8 +97,13 @@ class DaskBackend:
 
     def start(self, build_id: str, logs: LogSink | None) -> None:
         """Connect and check the workers; ClusterError saying what is wrong."""
+        import logging
+
         import distributed
 
+        # distributed logs its own tracebacks when the scheduler goes away; the build says it in one line.
+        for name in ("distributed", "distributed.client", "distributed.comm", "tornado"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         self._build_id = build_id
         address = self.config.scheduler
         try:
