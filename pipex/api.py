@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipex.ops.build import build, plan
+from pipex.ops.k8s import k8s_manifests
 from pipex.ops.remote import pull, push, remote_gc, remote_status, remote_verify
 from pipex.ops.project import (
     Project,
@@ -82,6 +83,9 @@ __all__ = [
     "trace_json",
     "worker_run_job",
     "worker_check",
+    "k8s_manifests",
+    "worker_fetch",
+    "worker_push_output",
 ]
 
 
@@ -369,3 +373,17 @@ def worker_check(*, remote: str | None = None, images: Sequence[str] = (), endpo
     from pipex.ops.worker_cli import worker_check as check
 
     return check(remote=remote, images=images, endpoint=endpoint)
+
+
+def worker_fetch(job: Path | str, into: Path | str) -> int:
+    """Lay a worker job's inputs and mounted paths out under ``into`` (``pipex worker fetch``); how many trees."""
+    from pipex.ops.worker_k8s import fetch_job
+
+    return fetch_job(Path(job), Path(into))
+
+
+def worker_push_output(job: Path | str, output: Path | str, status: Path | str) -> dict[str, Any]:
+    """Record and push a step's output once its exit code is in ``status`` (``pipex worker push-output``)."""
+    from pipex.ops.worker_k8s import push_output
+
+    return push_output(Path(job), Path(output), Path(status))

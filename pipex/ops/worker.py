@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from pipex.remote.cache import RemoteCache
     from pipex.store.store import Store
 
-__all__ = ["run_worker_job", "worker_store", "worker_name", "remove_worker_leftovers", "env_without_remote", "LOG_BYTES"]
+__all__ = [
+    "run_worker_job", "worker_store", "worker_name", "worker_remote", "remove_worker_leftovers", "env_without_remote", "LOG_BYTES",
+]
 
 #: A failed run's logs kept in its result document, per stream (the tail).
 LOG_BYTES = 1 << 20
@@ -123,7 +125,7 @@ def _run(wjob: WorkerJob, store: Store, cancel: threading.Event, logs: LogSink |
     job = wjob.job
     step = job.step
     fingerprint = job.fingerprint
-    remote = _worker_remote(wjob)
+    remote = worker_remote(wjob)
     if not wjob.forced and remote.lookup(fingerprint) is not None:
         found = remote.lookup(fingerprint)
         assert found is not None
@@ -172,7 +174,7 @@ def _run(wjob: WorkerJob, store: Store, cancel: threading.Event, logs: LogSink |
     )
 
 
-def _worker_remote(wjob: WorkerJob) -> RemoteCache:
+def worker_remote(wjob: WorkerJob) -> RemoteCache:
     """The build's remote, required and pushed to (this worker's own credentials)."""
     from pipex.remote.cache import RemoteCache
     from pipex.remote.config import remote_config

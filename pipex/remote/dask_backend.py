@@ -105,10 +105,15 @@ class DaskBackend:
         for name in ("distributed", "distributed.client", "distributed.comm", "tornado"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self._build_id = build_id
-        address = self.config.scheduler
+        address = str(self.config.scheduler)
+        security = security_for(self.config)
+        if security is not None and not address.startswith("tls://"):
+            msg = f"cannot reach the Dask scheduler at {address}: executor.tls is set, and encryption is required (use tls://)"
+            raise ClusterError(msg)
+        _probe(address, security)
         try:
-            self._client = distributed.Client(address, security=security_for(self.config), timeout=10, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as error:
+            self._client = distributed.Client(address, security=security, timeout=10, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, RuntimeError) as error:
             msg = f"cannot reach the Dask scheduler at {address}: {str(error).splitlines()[0] or type(error).__name__}"
             raise ClusterError(msg) from None
         try:
@@ -204,6 +209,29 @@ class DaskBackend:
             client.close(timeout=3)
         except Exception:  # noqa: BLE001 - closing a client of a dead scheduler raises
             pass
+
+
+def _probe(address: str, security: Any) -> None:
+    """Connect once and hang up: a refused or untrusted connection is one ClusterError line, before any Client.
+
+    (A Client whose constructor failed still tries to close in ``__del__``,
+    for 20 s, printing a traceback: it is never made for a scheduler that
+    does not answer.)
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def once() -> None:
+        args = security.get_connection_args("client") if security is not None else {}
+        comm = await connect(address, timeout=10, **args)
+        await comm.close()
+
+    try:
+        asyncio.run(once())
+    except Exception as error:  # noqa: BLE001 - refused, timed out, TLS handshake failed: all one line
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {detail}") from None
 
 
 def _deliver(event: Any, logs: LogSink) -> None:

@@ -293,3 +293,42 @@ def test_the_scheduler_going_away_mid_build_is_one_line_exit_1_and_finished_step
     assert "Traceback" not in err
     show = client.run("show", "wide")
     assert "quick   ok" in show.stdout or " ok " in show.stdout.split("quick")[1].splitlines()[0], show.stdout
+
+
+def test_dask_over_tls_with_the_cli_processes_and_a_plain_or_untrusted_client_is_refused(
+    tmp_path: Path, seaweed: Any, bucket: str
+) -> None:
+    from tests.dask_cluster import start_cli_cluster
+    from tests.tls_certs import make_pki
+
+    trusted = make_pki(tmp_path / "pki", "team")
+    stranger = make_pki(tmp_path / "pki", "stranger")
+    node = {"ca": trusted["ca"], "cert": trusted["node_cert"], "key": trusted["node_key"]}
+    cluster = start_cli_cluster(tmp_path / "tls-cluster", WRITER.env(), slots=2, tls=node)
+    try:
+        assert cluster.address.startswith("tls://127.0.0.1:")
+        cli = Cli(tmp_path / "project", tmp_path / "store", env=WRITER.env())
+
+        def config(ca: Path, cert: Path, key: Path) -> str:
+            return (
+                f"remote: {{url: 's3://{bucket}/team', endpoint: '{seaweed.endpoint}'}}\n"
+                f"executor: {{kind: dask, scheduler: '{cluster.address}', tls: {{ca: '{ca}', cert: '{cert}', key: '{key}'}}}}\n"
+            )
+
+        cli.write(PIPELINE, files={"data/note.txt": "over-tls\n"}, config=config(trusted["ca"], trusted["client_cert"], trusted["client_key"]))
+        code, events, stderr = _build(cli)
+        assert code == 0, stderr
+        assert {e["worker"].split("/")[-1] for e in events if e["event"] == "STEP_FINISHED"} == {"cli-0"}
+        assert cli.run("cat", "wide", "report", "report.txt").stdout == "total 3000 over-tls\n"
+
+        plain = cli.run("build", "--force", "--scheduler", cluster.address.replace("tls://", "tcp://"))
+        assert plain.returncode == 2 and "cannot reach the Dask scheduler" in plain.stderr, plain.stderr
+        assert "Traceback" not in plain.stderr
+
+        cli.write(PIPELINE, files={"data/note.txt": "over-tls\n"}, config=config(stranger["ca"], stranger["client_cert"], stranger["client_key"]))
+        untrusted = cli.run("build", "--force")
+        assert untrusted.returncode == 2 and "cannot reach the Dask scheduler" in untrusted.stderr, untrusted.stderr
+    finally:
+        cluster.stop()
+        for store in worker_stores(cluster.directory):
+            remove_containers(store)
