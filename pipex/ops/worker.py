@@ -56,14 +56,49 @@ def worker_name(engine_name: str | None = None) -> str:
 
 
 def worker_store(engine_name: str | None = None) -> Store:
-    """The worker's persistent store: ``PIPEX_WORKER_STORE`` (``{name}`` -> the worker's name), else the usual one."""
+    """The worker's persistent store: ``PIPEX_WORKER_STORE`` (``{name}`` -> the worker's name), else the usual one.
+
+    Opened once per worker process (jobs in its threads share it, as a local build's steps do).
+    """
     from pipex.ops.project import open_store
 
     pattern = os.environ.get("PIPEX_WORKER_STORE")
+    where = None
     if pattern:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (engine_name or "worker"))
-        return open_store(pattern.replace("{name}", safe))
-    return open_store()
+        where = pattern.replace("{name}", safe)
+    return _shared(("store", where), lambda: open_store(where))
+
+
+_SHARED: dict[Any, Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(key: Any, make: Callable[[], Any]) -> Any:
+    """One ``make()`` per key and worker process."""
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = make()
+        return _SHARED[key]
+
+
+class _SharedExecutor:
+    """The worker process's one Docker executor, lent to each job's session (closing a loan does nothing)."""
+
+    def __init__(self, executor: Any) -> None:
+        self._executor = executor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._executor, name)
+
+    def close(self) -> None:
+        """The executor outlives the job."""
+
+
+def _executor_on_loan() -> Any:
+    from pipex.ops.project import executor_factory
+
+    return _SharedExecutor(_shared("executor", executor_factory(None)))
 
 
 def remove_worker_leftovers(store: Store) -> int:
@@ -120,7 +155,6 @@ def _run(wjob: WorkerJob, store: Store, cancel: threading.Event, logs: LogSink |
     from pipex.engine.job import JobRunner
     from pipex.engine.results import BuildOptions, InputUnavailable, StepInterrupted, StepOutcome
     from pipex.engine.session import BuildSession
-    from pipex.ops.project import executor_factory
 
     job = wjob.job
     step = job.step
@@ -131,7 +165,7 @@ def _run(wjob: WorkerJob, store: Store, cancel: threading.Event, logs: LogSink |
         assert found is not None
         return JobResult(fingerprint, JobStatus.CACHED, run_id=fingerprint, tree=found.output_tree, worker=name)
     session = BuildSession(
-        store, wjob.workspace, executor_factory=executor_factory(None), sink=_sink(logs), cancel=cancel,
+        store, wjob.workspace, executor_factory=_executor_on_loan, sink=_sink(logs), cancel=cancel,
         ephemeral=True, remote=remote,
     )
     with store.staging_dir("worker-root") as root:
@@ -184,7 +218,12 @@ def worker_remote(wjob: WorkerJob) -> RemoteCache:
     if config is None:
         msg = "the worker job names no remote"
         raise PipexError(msg)
-    return RemoteCache(config)
+    from pipex.remote.s3 import S3Blobs
+
+    # A boto3 client costs ~0.2 s of CPU to make: one per remote and worker process (it is thread-safe);
+    # the cache around it is the job's own (its lookups are remembered for one job only).
+    blobs = _shared(("blobs", config), lambda: S3Blobs(config))
+    return RemoteCache(config, blobs)
 
 
 def env_without_remote() -> dict[str, str]:

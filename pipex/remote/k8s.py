@@ -189,15 +189,15 @@ def _limits(resources: Mapping[str, Any]) -> dict[str, str]:
     return limits
 
 
-def _network_policy(meta: Mapping[str, Any], step: Mapping[str, Any], remote: Mapping[str, Any]) -> dict[str, Any]:
+def _network_policy(metadata: Mapping[str, Any], step: Mapping[str, Any], remote: Mapping[str, Any]) -> dict[str, Any]:
     """Deny all ingress; deny egress too unless the step may use the network, but for the remote cache."""
-    spec: dict[str, Any] = {"podSelector": {"matchLabels": {"pipex.io/job": meta["name"]}}, "policyTypes": ["Ingress", "Egress"]}
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": {"pipex.io/job": metadata["name"]}}, "policyTypes": ["Ingress", "Egress"]}
     allowed = bool(step.get("allow_network") or (step.get("setup") or {}).get("allow_network"))
     if allowed:
         spec["egress"] = [{}]  # every destination
     else:
         spec["egress"] = _remote_egress(remote.get("endpoint"))
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": dict(meta), "spec": spec}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": dict(metadata), "spec": spec}
 
 
 def _remote_egress(endpoint: str | None) -> list[dict[str, Any]]:

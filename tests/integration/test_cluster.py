@@ -127,7 +127,7 @@ def test_verbose_streams_a_remote_steps_lines_while_it_runs(client: Cli, seaweed
         f"""\
         id: wide
         steps:
-          - {{id: slow, image: {BUSYBOX}, cmd: "echo first-line; sleep 4; echo last-line > /output/x"}}
+          - {{id: slow, image: {BUSYBOX}, cmd: "echo first-line; sleep 10; echo last-line > /output/x"}}
         """,
         config=_config(seaweed.endpoint, bucket, cluster.address),
     )
