@@ -51,14 +51,17 @@ def show_command(
     if not view.steps and not view.running:
         typer.echo("  no steps built yet")
         return
-    rows = [["STEP", "STATE", "RUN", "AGE", "DURATION", "SIZE"]]
+    # A WORKER column only when a cluster ran some step (a local workspace keeps its narrow table).
+    workers = any(s.worker for s in view.steps)
+    rows = [["STEP", "STATE", "RUN", "AGE", "DURATION", "SIZE"] + (["WORKER"] if workers else [])]
     for s in view.steps:
         state = s.state.value if s.exit_code in (None, 0) else f"{s.state.value} ({s.exit_code})"
         if s.step in view.running:
             state = "running"
-        rows.append([s.step, state, s.run_id[:12], _age(s.age_sec), format_duration(s.duration_ms) or "-", format_size(s.bytes) or "-"])
+        row = [s.step, state, s.run_id[:12], _age(s.age_sec), format_duration(s.duration_ms) or "-", format_size(s.bytes) or "-"]
+        rows.append(row + ([s.worker or "here"] if workers else []))
     built = {s.step for s in view.steps}
-    rows += [[step, "running", "-", "-", "-", "-"] for step in view.running if step not in built]
+    rows += [[step, "running", "-", "-", "-", "-"] + (["-"] if workers else []) for step in view.running if step not in built]
     for line in _table(rows):
         typer.echo(f"  {line}")
 

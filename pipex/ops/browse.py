@@ -68,6 +68,7 @@ class StepView:
     files: int | None
     exit_code: int | None
     current_run_id: str | None  # the successful run dependants use, even when a later one failed
+    worker: str | None = None  # the cluster worker that ran it (None: this machine)
 
     @property
     def age_sec(self) -> float | None:
@@ -138,6 +139,7 @@ def _view(store: Store, step: str, current: str | None, failed: str | None) -> S
         files=meta.files if meta else None,
         exit_code=meta.exit_code if meta else None,
         current_run_id=current,
+        worker=meta.worker if meta else None,
     )
 
 

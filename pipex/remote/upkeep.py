@@ -127,6 +127,11 @@ def remote_gc(cache: RemoteCache, *, older_than: float, grace: float, dry_run: b
         if now - info.modified > 3600:
             doomed.append(info.key)
             report.other_deleted += 1
+    for prefix in ("jobs/", "results/"):  # cluster builds' jobs and answers: needed only while the build runs
+        for info in blobs.list_keys(prefix):
+            if now - info.modified > grace:
+                doomed.append(info.key)
+                report.other_deleted += 1
     report.uploads_aborted = blobs.abort_uploads(grace, dry_run=dry_run)
     if not dry_run and doomed:
         # Records first: at every instant what a visible record names is still there.

@@ -91,6 +91,8 @@ def test_a_dask_build_runs_every_step_on_the_workers_and_the_client_adopts_their
     assert cat.stdout == "total 3000 from-the-client\n", cat.stderr  # the mounted project file reached the worker
     inspect = client.run("inspect", "wide", "fetch")
     assert "worker: " in inspect.stdout
+    show = client.run("show", "wide")
+    assert "WORKER" in show.stdout and finished["fetch"]["worker"] in show.stdout, show.stdout
     # The workers' stores, not the client's, ran the steps: the client holds records and trees, no object bytes
     # beyond what cat fetched.
     assert len(worker_stores(cluster.directory)) >= 1

@@ -112,3 +112,15 @@ def test_durations(text: str, seconds: float) -> None:
 def test_a_bad_duration_is_one_clear_error(text: str) -> None:
     with pytest.raises(PipexError, match="invalid --grace"):
         parse_duration(text, "--grace")
+
+
+def test_gc_collects_cluster_jobs_and_answers_past_the_grace_and_keeps_a_running_builds() -> None:
+    blobs = MemoryBlobs()
+    for key in ("jobs/old/s-1.json", "results/old/s-1.json", "results/old/s-1.logs.json"):
+        blobs.put(key, b"{}")
+    _age(blobs, "", 2 * DAY)
+    blobs.put("jobs/live/s-2.json", b"{}")
+    blobs.put("results/live/s-2.json", b"{}")
+    report = remote_gc(_cache(blobs), older_than=30 * DAY, grace=DAY)
+    assert report.other_deleted == 3
+    assert sorted(k for k in blobs.data if k.startswith(("jobs/", "results/"))) == ["jobs/live/s-2.json", "results/live/s-2.json"]
