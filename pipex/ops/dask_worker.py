@@ -8,6 +8,7 @@ build imports this module (and ``distributed``).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ def run_on_dask(job: Mapping[str, Any], build_id: str) -> Mapping[str, Any]:
 
     from pipex.remote.dask_backend import cancel_topic, log_topic
 
+    entered = time.time()
     worker = get_worker()
     name = str(worker.name)
     cancel = threading.Event()
@@ -52,9 +54,12 @@ def run_on_dask(job: Mapping[str, Any], build_id: str) -> Mapping[str, Any]:
     watcher = threading.Thread(target=watch, name="pipex-cancel-watch", daemon=True)
     watcher.start()
     try:
-        return run_worker_job(job, cancel=cancel, logs=publish, engine_name=name)
+        answer = dict(run_worker_job(job, cancel=cancel, logs=publish, engine_name=name))
     finally:
         done.set()
+    # Wall-clock times (ms) of the task on the worker: the client tells dispatch and return latency from them.
+    answer["timings"] = {**answer.get("timings", {}), "startMs": int(entered * 1000), "endMs": int(time.time() * 1000)}
+    return answer
 
 
 def worker_facts() -> dict[str, Any]:

@@ -334,3 +334,16 @@ def test_dask_over_tls_with_the_cli_processes_and_a_plain_or_untrusted_client_is
         cluster.stop()
         for store in worker_stores(cluster.directory):
             remove_containers(store)
+
+
+def test_worker_check_says_what_a_worker_has_and_fails_on_what_blocks_step_jobs(tmp_path: Path, seaweed: Any, bucket: str) -> None:
+    cli = Cli(tmp_path, tmp_path / "store", env={**WRITER.env(), "PIPEX_WORKER_STORE": str(tmp_path / "worker-store")})
+    url = f"s3://{bucket}/team"
+    good = cli.run("worker", "check", "--remote", url, "--endpoint", seaweed.endpoint, "--image", BUSYBOX, "--json")
+    assert good.returncode == 0, good.stdout + good.stderr
+    checks = json.loads(good.stdout)["checks"]
+    assert set(checks) == {"pipex", "docker", "images", "store", "remote"} and all(c["ok"] for c in checks.values())
+    bad = cli.run("worker", "check", "--remote", url, "--endpoint", "http://127.0.0.1:1", "--image", "pipex-test/absent:0")
+    assert bad.returncode == 1
+    assert "FAIL images: missing: pipex-test/absent:0" in bad.stdout and "FAIL remote:" in bad.stdout, bad.stdout
+    assert "ok   docker:" in bad.stdout
