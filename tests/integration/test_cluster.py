@@ -135,18 +135,18 @@ def test_verbose_streams_a_remote_steps_lines_while_it_runs(client: Cli, seaweed
     )
     process = client.start("build", "-v")
     deadline = time.monotonic() + 60
-    seen = ""
-    while time.monotonic() < deadline:
-        follow = client.run("logs", "wide", "slow", timeout=30)
-        seen = follow.stdout
-        if "first-line" in seen or process.poll() is not None:
-            break
-        time.sleep(0.3)
+    while not list((client.store / "staging").glob("run-slow-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    follower = client.start("logs", "--follow", "wide", "slow")
+    assert follower.stdout is not None
+    first = follower.stdout.readline()  # `logs --follow` prints the line the worker streamed, while the step runs
     running = process.poll() is None
     out, err = process.communicate(timeout=120)
+    rest, _ = follower.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "[slow] first-line" in out + err
-    assert "first-line" in seen and running, "the line was not visible while the step ran"
+    assert first == "first-line\n" and running, f"the line was not visible while the step ran: {first!r}"
+    assert follower.returncode == 0
 
 
 def test_non_local_executor_without_a_remote_is_refused_in_one_line(tmp_path: Path) -> None:
