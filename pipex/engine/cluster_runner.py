@@ -104,7 +104,7 @@ class ClusterJobRunner(JobRunner):
             raise StepInterrupted
         try:
             shipped = WorkerJob(
-                job, self.build_id, self.workspace, self._remote_settings(), self._ship(job),
+                job, self.build_id, self.workspace, self.remote.config.where(), self._ship(job),
                 forced=self.options.forced(step.id), pipex_version=__version__,
             )
         except RemoteError as error:
@@ -213,10 +213,6 @@ class ClusterJobRunner(JobRunner):
             (logs / f"{stream}.log").write_bytes(data)
 
     # -- what a worker cannot have ---------------------------------------------------------------
-
-    def _remote_settings(self) -> dict[str, str | None]:
-        config = self.remote.config
-        return {"url": config.url, "endpoint": config.endpoint, "region": config.region}
 
     def _ship(self, job: StepJob) -> dict[str, HostTree]:
         """Push the step's input trees the remote lacks and its mounted project paths (once a build each)."""

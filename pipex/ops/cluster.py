@@ -39,7 +39,10 @@ def make_backend(config: ExecutorConfig, remote: RemoteCache | None) -> StepBack
         from pipex.ops.dask_worker import LeftoverPlugin, run_on_dask, worker_facts
         from pipex.remote.dask_backend import DaskBackend
 
-        return DaskBackend(config, entry=run_on_dask, facts=worker_facts, plugin=LeftoverPlugin(), version=__version__)
+        return DaskBackend(
+            config, entry=run_on_dask, facts=worker_facts, plugin=LeftoverPlugin(), version=__version__,
+            remote=remote.config.where(),
+        )
     if config.kind == "slurm":
         from pipex.remote.slurm_backend import SlurmBackend
 

@@ -19,7 +19,7 @@ from pipex.ops.worker import remove_worker_leftovers, run_worker_job, worker_sto
 
 __all__ = ["run_on_dask", "worker_facts", "LeftoverPlugin"]
 
-_CANCEL_POLL_SEC = 1.0
+_CANCEL_WAIT_SEC = 10.0
 
 
 def run_on_dask(job: Mapping[str, Any], build_id: str) -> Mapping[str, Any]:
@@ -40,13 +40,15 @@ def run_on_dask(job: Mapping[str, Any], build_id: str) -> Mapping[str, Any]:
     event = Event(cancel_topic(build_id), client=get_client())
 
     def watch() -> None:
-        while not done.wait(_CANCEL_POLL_SEC):
+        # One long-poll at a time (the scheduler answers when the event is set), not a request a second.
+        while not done.is_set():
             try:
-                if event.is_set():
+                if event.wait(timeout=_CANCEL_WAIT_SEC):
                     cancel.set()
                     return
             except Exception:  # noqa: BLE001 - a scheduler hiccup is not a cancel: ask again
-                continue
+                if done.wait(1.0):
+                    return
 
     def publish(step: str, stream: str, line: str) -> None:
         worker.log_event(topic, {"step": step, "stream": stream, "line": line})
@@ -62,10 +64,14 @@ def run_on_dask(job: Mapping[str, Any], build_id: str) -> Mapping[str, Any]:
     return answer
 
 
-def worker_facts() -> dict[str, Any]:
-    """What this worker runs: its pipex version, and True or why it cannot reach Docker."""
+def worker_facts(remote: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """What this worker runs: its pipex version, and True or why not for Docker and the build's remote.
+
+    Reaching the remote also makes this process's S3 client, before the first step needs it.
+    """
     from pipex.errors import PipexError
     from pipex.executor.docker import DockerExecutor
+    from pipex.ops.worker import remote_for
 
     executor = DockerExecutor()
     try:
@@ -75,7 +81,13 @@ def worker_facts() -> dict[str, Any]:
         docker = str(error).splitlines()[0]
     finally:
         executor.close()
-    return {"pipex": __version__, "docker": docker}
+    reachable: bool | str = True
+    if remote:
+        try:
+            remote_for(remote).check_format()
+        except PipexError as error:
+            reachable = str(error).splitlines()[0]
+    return {"pipex": __version__, "docker": docker, "remote": reachable}
 
 
 class LeftoverPlugin(WorkerPlugin):

@@ -56,8 +56,7 @@ def k8s_manifests(
         inputs = {ref.step: planned[ref.step].output_tree if ref.step in planned else None for ref in step.inputs}
         job = StepJob.from_plan(step, decided, inputs, "; ".join(decided.reasons))
         hosts = {m.host: _host_tree(store, project.pipeline.root / m.host, HostTree) for m in (*step.mounts, *step.sources)}
-        settings = {"url": cache.config.url, "endpoint": cache.config.endpoint, "region": cache.config.region}
-        shipped = WorkerJob(job, "manifests", project.pipeline.id, settings, hosts, pipex_version=__version__)
+        shipped = WorkerJob(job, "manifests", project.pipeline.id, cache.config.where(), hosts, pipex_version=__version__)
         image = _pinned(step.image)
         if image is None:
             unpinned.append(f"{step.id} ({step.image})")

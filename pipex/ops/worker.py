@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from pipex.store.store import Store
 
 __all__ = [
-    "run_worker_job", "worker_store", "worker_name", "worker_remote", "remove_worker_leftovers", "env_without_remote", "LOG_BYTES",
+    "run_worker_job", "worker_store", "worker_name", "worker_remote", "remote_for", "remove_worker_leftovers", "env_without_remote", "LOG_BYTES",
 ]
 
 #: A failed run's logs kept in its result document, per stream (the tail).
@@ -90,6 +90,14 @@ class _SharedExecutor:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._executor, name)
+
+    def remove_leftovers(self, labels: Mapping[str, str], keep: Callable[[Mapping[str, str]], bool] | None = None) -> int:
+        """Once per worker process: a previous life's containers go at its first job (and when it joins)."""
+        with _SHARED_LOCK:
+            if _SHARED.get(("swept", tuple(sorted(labels.items())))):
+                return 0
+            _SHARED[("swept", tuple(sorted(labels.items())))] = True
+        return int(self._executor.remove_leftovers(labels, keep))
 
     def close(self) -> None:
         """The executor outlives the job."""
@@ -199,8 +207,11 @@ def _run(wjob: WorkerJob, store: Store, cancel: threading.Event, logs: LogSink |
     if outcome.outcome is StepOutcome.FAILED:
         return _failed(wjob, store, remote, outcome.run_id, outcome.reason, outcome.exit_code, name, timings)
     assert outcome.run_id is not None
-    if outcome.outcome is StepOutcome.CACHED or remote.blobs.head(_run_key(fingerprint)) is None:
-        _push_here(remote, store, outcome.run_id)  # a local run (or a refused push): the remote must have it
+    if remote.read_only:
+        msg = f"worker {name} ran the step but may not write to the remote: a worker needs write credentials"
+        raise PipexError(msg)
+    if outcome.outcome is StepOutcome.CACHED:
+        _push_here(remote, store, outcome.run_id)  # a run this worker's store had: the remote must have it too
     record = store.read_run(outcome.run_id)
     return JobResult(
         fingerprint, JobStatus.RAN, run_id=outcome.run_id, tree=outcome.tree_id, exit_code=0, worker=name,
@@ -210,10 +221,15 @@ def _run(wjob: WorkerJob, store: Store, cancel: threading.Event, logs: LogSink |
 
 def worker_remote(wjob: WorkerJob) -> RemoteCache:
     """The build's remote, required and pushed to (this worker's own credentials)."""
+    return remote_for(wjob.remote)
+
+
+def remote_for(settings: Mapping[str, str | None]) -> RemoteCache:
+    """The remote of ``settings`` (url, endpoint, region) as a worker uses it: required, pushed to."""
     from pipex.remote.cache import RemoteCache
     from pipex.remote.config import remote_config
 
-    setting = {k: v for k, v in wjob.remote.items() if v is not None}
+    setting = {k: v for k, v in settings.items() if v is not None}
     config = remote_config({**setting, "push": "on", "required": True}, environ=env_without_remote())
     if config is None:
         msg = "the worker job names no remote"
@@ -222,19 +238,15 @@ def worker_remote(wjob: WorkerJob) -> RemoteCache:
 
     # A boto3 client costs ~0.2 s of CPU to make: one per remote and worker process (it is thread-safe);
     # the cache around it is the job's own (its lookups are remembered for one job only).
+    from pipex.remote.cache import FormatState
+
     blobs = _shared(("blobs", config), lambda: S3Blobs(config))
-    return RemoteCache(config, blobs)
+    return RemoteCache(config, blobs, format_state=_shared(("format", config.url), FormatState))
 
 
 def env_without_remote() -> dict[str, str]:
     """The environment for a job's remote: AWS settings count, PIPEX_REMOTE does not (the job names its remote)."""
     return {k: v for k, v in os.environ.items() if k != "PIPEX_REMOTE"}
-
-
-def _run_key(fingerprint: str) -> str:
-    from pipex.remote.layout import run_key
-
-    return run_key(fingerprint)
 
 
 def _push_here(remote: RemoteCache, store: Store, run_id: str) -> None:

@@ -31,21 +31,40 @@ if TYPE_CHECKING:
     from pipex.store.store import Store
     from pipex.store.trees import Tree, TreeEntry
 
-__all__ = ["RemoteCache"]
+__all__ = ["FormatState", "RemoteCache"]
+
+
+class FormatState:
+    """Whether a remote's ``pipex-remote.json`` was checked and written (by this process)."""
+
+    def __init__(self) -> None:
+        """Neither yet."""
+        self.checked = False
+        self.written = False
 
 
 class RemoteCache:
     """One command's view of one remote: lookups cached, failures turned into one warning."""
 
-    def __init__(self, config: RemoteConfig, blobs: Blobs | None = None, *, warn: Callable[[str], None] | None = None) -> None:
-        """Nothing is imported or fetched until the first lookup (``blobs`` default: S3, through boto3)."""
+    def __init__(
+        self,
+        config: RemoteConfig,
+        blobs: Blobs | None = None,
+        *,
+        warn: Callable[[str], None] | None = None,
+        format_state: FormatState | None = None,
+    ) -> None:
+        """Nothing is imported or fetched until the first lookup (``blobs`` default: S3, through boto3).
+
+        ``format_state``: shared by the caches of one process that talk to one
+        remote (a cluster worker's jobs), so its format is read and written once.
+        """
         self.config = config
         self._blobs = blobs
         self._warn = warn
         self.warnings: list[str] = []
         self._records: dict[str, RemoteRun | None] = {}
-        self._checked = False
-        self._format_written = False
+        self._format = format_state or FormatState()
         self.unreachable = False  # set at the first failure: later lookups are misses without a request
         self.read_only = False  # set when a write was refused: nothing more is pushed
         self._lock = threading.Lock()
@@ -103,22 +122,22 @@ class RemoteCache:
 
     def check_format(self) -> None:
         """Refuse (RemoteError) a remote of a newer format; read once per command."""
-        if self._checked:
+        if self._format.checked:
             return
         data = self.blobs.get(FORMAT_KEY)
         if data is not None:
             check_format_document(data, self.config.url)
-        self._checked = True
+        self._format.checked = True
 
     def ensure_format_written(self) -> None:
         """Write ``pipex-remote.json`` if this remote has none (once per command; a writer's first push)."""
-        if self._format_written:
+        if self._format.written:
             return
         from pipex.remote.layout import format_document
 
         self.check_format()
         self.blobs.put(FORMAT_KEY, format_document())
-        self._format_written = True
+        self._format.written = True
 
     # -- lookups -----------------------------------------------------------------------------
 

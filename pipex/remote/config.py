@@ -46,6 +46,10 @@ class RemoteConfig:
             return False
         return not any(fnmatch.fnmatchcase(step_id, pattern) for pattern in self.push_exclude)
 
+    def where(self) -> dict[str, str | None]:
+        """Where the remote is (url, endpoint, region), as a cluster job names it; credentials stay with each machine."""
+        return {"url": self.url, "endpoint": self.endpoint, "region": self.region}
+
     def describe(self) -> str:
         """The URL and, when set, the endpoint (for messages)."""
         return f"{self.url} at {self.endpoint}" if self.endpoint else self.url

@@ -17,8 +17,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipex.errors import ClusterError
@@ -54,10 +55,11 @@ def security_for(config: ExecutorConfig) -> Any:
 
 @dataclass
 class DaskHandle:
-    """A submitted job: its key and its Dask future."""
+    """A submitted job: its key, its Dask future, and an event set when the future is done."""
 
     key: str
     future: Any
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class DaskBackend:
@@ -70,20 +72,22 @@ class DaskBackend:
         config: ExecutorConfig,
         *,
         entry: Callable[[Mapping[str, Any], str], Mapping[str, Any]],
-        facts: Callable[[], Mapping[str, Any]],
+        facts: Callable[[Mapping[str, str | None]], Mapping[str, Any]],
         plugin: Any = None,
         version: str,
+        remote: Mapping[str, str | None] | None = None,
     ) -> None:
         """Nothing is contacted until ``start``.
 
-        ``entry(job, build_id)`` runs a job on a worker; ``facts()`` says what a
-        worker runs (pipex version, Docker); ``plugin`` is a worker plugin.
+        ``entry(job, build_id)`` runs a job on a worker; ``facts(remote)`` says what a
+        worker runs (pipex version, Docker, the remote reached); ``plugin`` is a worker plugin.
         """
         self.config = config
         self._entry = entry
         self._facts = facts
         self._plugin = plugin
         self._version = version
+        self._remote = dict(remote or {})
         self._client: Any = None
         self._event: Any = None
         self._capacity: int | None = None
@@ -136,7 +140,7 @@ class DaskBackend:
                 f"start workers with: dask worker {address} --nthreads N --resources docker=N"
             )
             raise ClusterError(msg)
-        for worker, facts in self._client.run(self._facts).items():
+        for worker, facts in self._client.run(self._facts, self._remote).items():
             if facts.get("pipex") != self._version:
                 msg = (
                     f"Dask worker {worker} runs pipex {facts.get('pipex')}, this build pipex {self._version}: "
@@ -146,6 +150,9 @@ class DaskBackend:
             if facts.get("docker") is not True:
                 msg = f"Dask worker {worker} cannot reach a Docker engine: {facts.get('docker')}"
                 raise ClusterError(msg)
+            if facts.get("remote", True) is not True:
+                msg = f"Dask worker {worker} cannot use the remote cache: {facts.get('remote')}"
+                raise ClusterError(msg)
         self._capacity = self.config.slots or capacity
 
     def submit(self, key: str, job: JobDocument) -> DaskHandle:
@@ -153,19 +160,19 @@ class DaskBackend:
         future = self._client.submit(
             self._entry, dict(job), self._build_id, key=f"pipex-{self._build_id}-{key}", pure=False, resources={"docker": 1}
         )
-        return DaskHandle(key, future)
+        handle = DaskHandle(key, future)
+        # Waiting threads sleep on this event, not in Dask calls (8 threads polling cost CPU the steps need).
+        future.add_done_callback(lambda _: handle.done.set())
+        return handle
 
     def wait(self, handles: Sequence[Any], timeout: float) -> list[Outcome]:
         """The handles whose task ended within ``timeout``: its result, or BackendLost if the scheduler is gone."""
-        from distributed import wait as dask_wait
-
-        futures = [h.future for h in handles]
-        try:
-            dask_wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            pass
-        except Exception:  # noqa: BLE001 - distributed raises many kinds when its scheduler is gone
-            pass
+        deadline = time.monotonic() + timeout
+        while not any(h.done.is_set() for h in handles) and self._lost() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            handles[0].done.wait(min(left, 0.05) if len(handles) > 1 else left)
         done: list[Outcome] = []
         lost = self._lost()
         for handle in handles:
