@@ -266,6 +266,11 @@ def _fetch_trees(wjob: WorkerJob, store: Store, remote: RemoteCache, root: Path)
         if tree is not None and not remote.pull_tree(store, tree, f"input '{producer}'"):
             reason = f"input tree {tree} is not on the remote"
             return JobResult(job.fingerprint, JobStatus.INPUT_LOST, reason=reason, producer=producer)
+    for mapping in (*job.step.mounts, *job.step.sources):
+        # Every path the step mounts must be one the job ships: a job never mounts the worker's own files.
+        if mapping.host not in wjob.host_trees:
+            msg = f"mount '{mapping.host}' is not shipped with the job; a worker mounts only what the job brings"
+            raise PipexError(msg)
     for host, shipped in wjob.host_trees.items():
         if not remote.pull_tree(store, shipped.tree, f"mount '{host}'"):
             msg = f"mount '{host}': tree {shipped.tree} is not on the remote"

@@ -71,3 +71,20 @@ def test_a_damaged_step_in_a_job_is_a_value_error(step: Any) -> None:
     doc["job"] = {**doc["job"], "step": step}
     with pytest.raises(ValueError):
         WorkerJob.from_dict(doc)
+
+
+def test_a_job_that_mounts_a_path_it_does_not_ship_is_refused_before_anything_runs(tmp_path: Any) -> None:
+    from dataclasses import replace
+
+    from pipex.remote.blobs import MemoryBlobs
+    from pipex.remote.cache import RemoteCache
+    from pipex.remote.config import remote_config
+    from pipex.ops.worker import _fetch_trees  # the worker's only way to lay paths out
+    from pipex.errors import PipexError
+    from pipex.store.store import Store
+
+    hostile = replace(JOB, job=replace(JOB.job, step=replace(STEP, mounts=(PathMapping("../../../etc", "/host-etc"),)), input_trees={}))
+    config = remote_config({"url": "s3://cache/team"}, environ={})
+    assert config is not None
+    with pytest.raises(PipexError, match="not shipped with the job"):
+        _fetch_trees(hostile, Store.open(tmp_path / "s"), RemoteCache(config, MemoryBlobs()), tmp_path / "root")
