@@ -99,13 +99,7 @@ class SlurmBackend:
         if self.config.account:
             argv += ["--account", self.config.account]
         argv += [*self.config.sbatch_args, "--wrap", shlex.join(command)]
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise ClusterError(f"sbatch failed: {error}") from None
-        if done.returncode != 0:
-            raise ClusterError(f"sbatch refused the step: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-        handle = SlurmHandle(key, done.stdout.strip().split(";")[0])
+        handle = SlurmHandle(key, _slurm(argv, 60).strip().split(";")[0])
         with self._cond:
             self._submitted[key] = handle
             self._queued.add(handle.job_id)
@@ -166,14 +160,8 @@ class SlurmBackend:
             self._cond.notify_all()
 
     def _squeue(self) -> set[str]:
-        argv = ["squeue", "--noheader", "--name", self._job_name(), "--format", "%i"]
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise ClusterError(f"squeue failed: {error}") from None
-        if done.returncode != 0:
-            raise ClusterError(f"squeue failed: {done.stderr.strip()}")
-        return {line.strip() for line in done.stdout.splitlines() if line.strip()}
+        out = _slurm(["squeue", "--noheader", "--name", self._job_name(), "--format", "%i"], 30)
+        return {line.strip() for line in out.splitlines() if line.strip()}
 
     def cancel(self, handles: Sequence[Any]) -> None:
         """``scancel --name pipex-<build>``: every job of the build (best effort)."""
@@ -187,3 +175,15 @@ class SlurmBackend:
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=5)
+
+
+def _slurm(argv: list[str], timeout: float) -> str:
+    """Run a SLURM command; its stdout, or ClusterError with its last line of complaint."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ClusterError(f"{argv[0]} failed: {error}") from None
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        raise ClusterError(f"{argv[0]} failed: {last[0]}")
+    return done.stdout
