@@ -109,10 +109,22 @@ def _format(error: Any, prefix: Sequence[PathPart], doc: Document) -> list[SpecE
     elif keyword in ("oneOf", "anyOf") and error.context:
         from jsonschema.exceptions import best_match
 
-        return _format(best_match(error.context), prefix, doc)
+        # Report from the branch the value's type fits (a mapping with a bad key: its unknown key,
+        # not "expected a string"); only if none fits, the best match over all of them.
+        fitting = [e for e in error.context if not _type_mismatch_at_root(e, error.context)]
+        return _format(best_match(fitting or error.context), prefix, doc)
     else:
         msg = error.message
     return [doc.error(msg, parts)]
+
+
+def _type_mismatch_at_root(error: Any, siblings: Any) -> bool:
+    """True if ``error``'s oneOf branch rejected the value for its type (a branch for another kind of value)."""
+    branch = error.schema_path[0] if error.schema_path else None
+    return any(
+        e.schema_path and e.schema_path[0] == branch and not e.relative_path and e.validator in ("type", "enum")
+        for e in siblings
+    )
 
 
 def schema_errors(

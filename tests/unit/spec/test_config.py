@@ -82,6 +82,15 @@ def test_empty_file_is_an_error(root: Path) -> None:
         ("kits:\n  k: {uses: a, file: b.py}\n", [".pipex.yml:2:6: kits.k: a kit is either an alias ('uses') or a local file ('file'), not both"]),
         ("kits:\n  'a b': {image: x}\n", [".pipex.yml:2:3: kits.a b: invalid kit name 'a b': use only letters, digits, '_', '.' and '-'"]),
         ("workspace: a/b\n", [".pipex.yml:1:12: workspace: invalid value 'a/b': must match ^[A-Za-z0-9_.-]+$"]),
+        # A setting that is a string or a mapping: a mapping is judged as a mapping.
+        ("remote: {url: 's3://abc/x', bogus: 1}\n", [".pipex.yml:1:29: remote.bogus: unknown field 'bogus'"]),
+        ("executor: {kind: dask, sheduler: 'tcp://127.0.0.1:1'}\n", [
+            ".pipex.yml:1:24: executor.sheduler: unknown field 'sheduler' (did you mean 'scheduler'?)",
+        ]),
+        ("executor: nope\n", [".pipex.yml:1:11: executor: expected one of 'local', 'dask', 'slurm', got 'nope'"]),
+        ("executor: {kind: dask, scheduler: 'http://x'}\n", [
+            ".pipex.yml:1:35: executor.scheduler: a Dask scheduler is tls://host:port (or tcp:// on loopback)",
+        ]),
         ("store: 3\nconcurrency: x\n", [
             ".pipex.yml:1:8: store: expected a string, got 3",
             ".pipex.yml:2:14: concurrency: expected an integer, got 'x'",
