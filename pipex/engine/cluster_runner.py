@@ -121,7 +121,11 @@ class ClusterJobRunner(JobRunner):
             for stream, file in files.items():
                 self._live[f"{step_id}/{stream}"] = file
         try:
-            submitted = self.backend.submit(shipped.key, shipped.to_dict())
+            try:
+                submitted = self.backend.submit(shipped.key, shipped.to_dict())
+            except ClusterLostError as lost:
+                self.session.fatal = self.session.fatal or lost  # the cluster is gone: no step can run
+                raise
             while True:
                 if self.session.cancel.is_set():
                     self.backend.cancel([submitted])

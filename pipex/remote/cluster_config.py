@@ -9,7 +9,6 @@ whoever can submit to it runs code on every worker.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -120,6 +119,8 @@ def _check_scheduler(address: str, tls: DaskTls | None) -> None:
 
 
 def _loopback(host: str) -> bool:
+    import ipaddress  # only a cluster build asks: an all-cached build does not pay for the import
+
     if host == "localhost":
         return True
     try:

@@ -157,9 +157,12 @@ class DaskBackend:
 
     def submit(self, key: str, job: JobDocument) -> DaskHandle:
         """Submit one worker job as a task needing one ``docker`` slot."""
-        future = self._client.submit(
-            self._entry, dict(job), self._build_id, key=f"pipex-{self._build_id}-{key}", pure=False, resources={"docker": 1}
-        )
+        try:
+            future = self._client.submit(
+                self._entry, dict(job), self._build_id, key=f"pipex-{self._build_id}-{key}", pure=False, resources={"docker": 1}
+            )
+        except Exception as error:  # noqa: BLE001 - a client whose scheduler is gone refuses in many ways
+            raise self._lost() or BackendLost(f"the Dask scheduler at {self.config.scheduler} refused the step: {error}") from None
         handle = DaskHandle(key, future)
         # Waiting threads sleep on this event, not in Dask calls (8 threads polling cost CPU the steps need).
         future.add_done_callback(lambda _: handle.done.set())
