@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from pipex.remote.backend import StepBackend
     from pipex.remote.cache import RemoteCache
     from pipex.spec.model import Step
+    from pipex.store.store import Store
 
-__all__ = ["ClusterJobRunner"]
+__all__ = ["ClusterJobRunner", "host_tree_of"]
 
 _POLL_SEC = 0.25
 
@@ -239,22 +240,26 @@ class ClusterJobRunner(JobRunner):
             return shipped
 
     def _ship_path(self, step: Step, host: str) -> HostTree:
-        """A copy of project path ``host`` ingested as a tree (a file: alone in a directory) and pushed."""
+        """Project path ``host`` as a tree, pushed."""
         from pipex.remote.push import push_tree
 
-        source = self.root / host
-        with self.store.staging_dir(f"ship-{step.id}") as staging:
-            copy = staging / "tree"
-            is_file = source.is_file()
-            try:
-                if is_file:
-                    copy.mkdir()
-                    shutil.copy2(source, copy / source.name)
-                else:
-                    shutil.copytree(source, copy, symlinks=True)
-            except OSError as error:
-                msg = f"step '{step.id}': cannot read {host}: {error.strerror or error}"
-                raise PipexError(msg) from None
-            tree = self.store.ingest(copy).tree_id
-        push_tree(self.remote, self.store, tree)
-        return HostTree(tree, is_file)
+        shipped = host_tree_of(self.store, self.root / host, step.id)
+        push_tree(self.remote, self.store, shipped.tree)
+        return shipped
+
+
+def host_tree_of(store: Store, source: Path, step_id: str) -> HostTree:
+    """A copy of a project path ingested as a tree (a file: alone in a directory); the original is untouched."""
+    with store.staging_dir(f"ship-{step_id}") as staging:
+        copy = staging / "tree"
+        is_file = source.is_file()
+        try:
+            if is_file:
+                copy.mkdir()
+                shutil.copy2(source, copy / source.name)
+            else:
+                shutil.copytree(source, copy, symlinks=True)
+        except OSError as error:
+            msg = f"step '{step_id}': cannot read {source}: {error.strerror or error}"
+            raise PipexError(msg) from None
+        return HostTree(store.ingest(copy).tree_id, is_file)

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipex import __version__
 from pipex.errors import UsageError
 from pipex.ops.build import plan as make_plan
 from pipex.ops.project import load, open_remote, open_store
-
-if TYPE_CHECKING:
-    from pipex.engine.step_job import HostTree
-    from pipex.store.store import Store
 
 __all__ = ["k8s_manifests"]
 
@@ -34,7 +29,8 @@ def k8s_manifests(
 ) -> str:
     """The YAML stream of every Job (with its ConfigMap and NetworkPolicy) for the steps that would run."""
     from pipex.engine.plan import StepStatus
-    from pipex.engine.step_job import HostTree, StepJob, WorkerJob
+    from pipex.engine.cluster_runner import host_tree_of
+    from pipex.engine.step_job import StepJob, WorkerJob
     from pipex.remote.k8s import job_manifests, to_yaml_stream
 
     project = load(path)
@@ -55,7 +51,7 @@ def k8s_manifests(
         step = project.pipeline.step(decided.step_id)
         inputs = {ref.step: planned[ref.step].output_tree if ref.step in planned else None for ref in step.inputs}
         job = StepJob.from_plan(step, decided, inputs, "; ".join(decided.reasons))
-        hosts = {m.host: _host_tree(store, project.pipeline.root / m.host, HostTree) for m in (*step.mounts, *step.sources)}
+        hosts = {m.host: host_tree_of(store, project.pipeline.root / m.host, step.id) for m in (*step.mounts, *step.sources)}
         shipped = WorkerJob(job, "manifests", project.pipeline.id, cache.config.where(), hosts, pipex_version=__version__)
         image = _pinned(step.image)
         if image is None:
@@ -89,17 +85,3 @@ def _pinned(reference: str) -> str | None:
     finally:
         executor.close()
     return str(digests[0]) if digests else None
-
-
-def _host_tree(store: Store, source: Path, host_tree: type[HostTree]) -> HostTree:
-    """A project path as a tree in the local store (a copy is ingested; the original is untouched)."""
-    import shutil
-
-    with store.staging_dir("k8s-mount") as staging:
-        copy = staging / "tree"
-        if source.is_file():
-            copy.mkdir()
-            shutil.copy2(source, copy / source.name)
-            return host_tree(store.ingest(copy).tree_id, True)
-        shutil.copytree(source, copy, symlinks=True)
-        return host_tree(store.ingest(copy).tree_id, False)

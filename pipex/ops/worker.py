@@ -148,14 +148,10 @@ def run_worker_job(
         result = _run(job, store or worker_store(engine_name), cancel or threading.Event(), logs, name)
     except PipexError as error:
         result = JobResult(job.job.fingerprint, JobStatus.FAILED, reason=str(error).splitlines()[0], worker=name)
+    from dataclasses import replace
+
     timings = {**result.timings, "totalMs": int((time.monotonic() - started) * 1000)}
-    return JobResult(**{**_fields(result), "timings": timings}).to_dict()
-
-
-def _fields(result: JobResult) -> dict[str, Any]:
-    from dataclasses import fields
-
-    return {f.name: getattr(result, f.name) for f in fields(result)}
+    return replace(result, timings=timings).to_dict()
 
 
 def _run(wjob: WorkerJob, store: Store, cancel: threading.Event, logs: LogSink | None, name: str) -> JobResult:
